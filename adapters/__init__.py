@@ -1,0 +1,1 @@
+"""Platform adapters: convert platform events into Turns and render ReplyStreams."""

@@ -1,0 +1,441 @@
+"""Slack channel: a Bolt AsyncApp (HTTP events or Socket Mode) that feeds Turns to the manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Coroutine, Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_convert import (
+    PLATFORM,
+    BotIdentity,
+    ConvertOptions,
+    Ignore,
+    Inbound,
+    command_turn,
+    decide,
+)
+from adapters.slack_stream import (
+    REPLIES,
+    SlackBudget,
+    SlackPolicy,
+    SlackReplyStream,
+    SlackTarget,
+    error_code,
+    render_mrkdwn,
+)
+from bot.i18n import detect_language, t
+from bot.reply import Button, ReplyStream
+from bot.turn import SessionScope, Turn
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+LISTEN_HOST = "0.0.0.0"  # Slack (or the proxy in front) must reach it
+SHUTDOWN_GRACE = 5.0  # seconds answers in flight get to finish on SIGTERM
+FATAL_AUTH_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+
+
+def _quiet_env_token_warning(record: logging.LogRecord) -> bool:
+    # Bolt also reads SLACK_BOT_TOKEN from the environment and warns that the client given to
+    # it wins; that is the intent here (the token comes from authorize()), not a problem.
+    return not record.getMessage().startswith(("As you gave `client` as well", "As `installation"))
+
+
+class SlackOptions(BaseSettings):
+    """Slack-only knobs, read from the environment and ``.env`` like the other settings.
+
+    ``SLACK_SESSION_SCOPE``: ``thread`` (everyone in a thread shares one conversation, the
+    default) or ``user_in_thread`` (each person has their own within the thread).
+    ``SLACK_THREAD_REPLIES``: answer later messages in the bot's threads without a new mention.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLACK_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    session_scope: SessionScope = SessionScope.THREAD
+    thread_replies: bool = True
+
+    def convert(self) -> ConvertOptions:
+        return ConvertOptions(scope=self.session_scope, thread_replies=self.thread_replies)
+
+
+class EphemeralReply(ReplyStream):
+    """A slash command's answer: posted to its ``response_url``, seen by the caller only."""
+
+    def __init__(self, respond: AsyncRespond, label: str = "") -> None:
+        self.respond = respond
+        self.label = label
+
+    async def start(self) -> None:
+        return None
+
+    def append(self, text: str) -> None:
+        return None  # commands answer at once; there is nothing to stream
+
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        await self._send(text)
+
+    async def fail(self, notice: str) -> None:
+        await self._send(notice)
+
+    async def retract(self, notice: str) -> None:
+        await self._send(notice)
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self.respond(text=render_mrkdwn(text), response_type="ephemeral")
+        except Exception as exc:  # the command already ran; only its confirmation is lost
+            log.warning("slash command reply not delivered session=%s: %r", self.label, exc)
+
+
+class BotThreads:
+    """Which channel threads the bot takes part in, so that replies there need no mention.
+
+    Threads the bot answered in are remembered; others are looked up once with
+    ``conversations.replies`` (another process may have answered there) and the result kept.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        budget: SlackBudget,
+        *,
+        size: int = 20_000,
+        ttl: float = 7 * 86_400,
+        miss_ttl: float = 30.0,
+        max_pages: int = 5,
+    ) -> None:
+        self.client = client
+        self.budget = budget
+        self.me = BotIdentity("")
+        self.size = size
+        self.ttl = ttl
+        self.miss_ttl = miss_ttl
+        self.max_pages = max_pages
+        self._known: OrderedDict[tuple[str, str, str], tuple[bool, float]] = OrderedDict()
+
+    def remember(self, team: str, channel: str, thread_ts: str, part: bool = True) -> None:
+        key = (team, channel, thread_ts)
+        now = time.monotonic()
+        self._known[key] = (part, now + (self.ttl if part else self.miss_ttl))
+        self._known.move_to_end(key)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+    async def takes_part(self, team: str, channel: str, thread_ts: str) -> bool:
+        known = self._known.get((team, channel, thread_ts))
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        part = await self._look_up(team, channel, thread_ts)
+        self.remember(team, channel, thread_ts, part)
+        return part
+
+    async def _look_up(self, team: str, channel: str, thread_ts: str) -> bool:
+        cursor = ""
+        for _ in range(self.max_pages):
+            stamp = await self.budget.slot(team, REPLIES)
+            try:
+                response = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=200, cursor=cursor or None
+                )
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                reason = error_code(exc) if isinstance(exc, SlackApiError) else repr(exc)
+                log.warning("thread lookup failed channel=%s: %s", channel, reason)
+                return False
+            finally:
+                self.budget.sent(stamp)
+            for message in response.get("messages") or []:
+                if message.get("user") == self.me.user_id or (
+                    self.me.bot_id and message.get("bot_id") == self.me.bot_id
+                ):
+                    return True
+            cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return False
+        return False
+
+
+class SlackChannel:
+    """Receives events and slash commands, converts them, and answers through the streams."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        policy: SlackPolicy | None = None,
+        options: SlackOptions | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        settings = app.settings
+        if settings.slack_bot_token is None:
+            raise ValueError("SLACK_BOT_TOKEN is not set")
+        self.app = app
+        self.options = options or SlackOptions()
+        self.convert = self.options.convert()
+        self.budget = SlackBudget(policy)
+        self._own_session = session is None
+        self.session = session  # one connection pool for every Web API call
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            session=session,
+            timeout=30,
+        )
+        self.threads = BotThreads(self.client, self.budget)
+        self.me = BotIdentity("")
+        self.bolt: AsyncApp | None = None
+        self.port: int | None = None  # where HTTP events are received, once started
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tails: dict[Hashable, asyncio.Future[None]] = {}
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+
+    # -- lifecycle --
+
+    async def run(self) -> None:
+        """Receive and answer events until cancelled; then stop cleanly."""
+        try:
+            if self.session is None:
+                self.session = aiohttp.ClientSession()
+                self.client.session = self.session
+            self.me = await self.identify()
+            self.threads.me = self.me
+            self.app.manager.commands.admin_checks[PLATFORM] = self.is_admin
+            self.bolt = self.build_bolt()
+            mode = await self._start_receiving(self.bolt)
+            log.info("slack: @%s receiving events by %s", self.me.name or self.me.user_id, mode)
+            await asyncio.Event().wait()  # until cancelled (SIGTERM)
+        finally:
+            await self._stop()
+
+    async def identify(self) -> BotIdentity:
+        """``auth.test``: who the bot is. A rejected token ends the process (exit status 2)."""
+        delay = 1.0
+        for attempt in range(1, 6):
+            try:
+                response = await self.client.auth_test()
+                return BotIdentity(
+                    user_id=str(response.get("user_id") or ""),
+                    bot_id=str(response.get("bot_id") or ""),
+                    team_id=str(response.get("team_id") or ""),
+                    name=str(response.get("user") or ""),
+                )
+            except SlackApiError as exc:
+                code = error_code(exc)
+                if code in FATAL_AUTH_ERRORS:
+                    log.error("slack: SLACK_BOT_TOKEN was rejected (%s)", code)
+                    raise SystemExit(2) from None
+                log.warning("slack: auth.test failed (%s), attempt %d", code, attempt)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack: cannot reach the Web API (%r), attempt %d", exc, attempt)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+        log.error("slack: the Web API at %s did not answer", self.app.settings.slack_api_url)
+        raise SystemExit(2)
+
+    def build_bolt(self) -> AsyncApp:
+        settings = self.app.settings
+        socket_mode = settings.slack_app_token is not None
+        secret = settings.slack_signing_secret
+
+        # Bolt passes arguments by parameter name and counts ``self`` as one, so it gets plain
+        # functions rather than bound methods.
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            return self.authorize(enterprise_id, team_id)
+
+        async def on_event(body: dict[str, Any]) -> None:
+            await self.on_event(body)
+
+        async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+            await self.on_command(ack, body, respond)
+
+        bolt_log = logging.getLogger("adapters.slack.bolt")
+        bolt_log.addFilter(_quiet_env_token_warning)
+        bolt = AsyncApp(
+            name="glm-chatbot",
+            logger=bolt_log,
+            # Bolt copies this client per request and gives it the token from authorize().
+            client=AsyncWebClient(
+                base_url=self.client.base_url, session=self.session, timeout=self.client.timeout
+            ),
+            signing_secret=secret.get_secret_value() if secret is not None else "",
+            authorize=authorize,
+            # Socket Mode requests come over the authenticated socket, unsigned.
+            request_verification_enabled=not socket_mode,
+            process_before_response=False,
+        )
+        bolt.event(re.compile(".*"))(on_event)
+        bolt.command(re.compile(".*"))(on_command)
+        return bolt
+
+    def authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+        """The identity from auth.test at start: no auth.test per request before the ack."""
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id or self.me.team_id,
+            bot_token=self.client.token or "",
+            bot_id=self.me.bot_id,
+            bot_user_id=self.me.user_id,
+        )
+
+    async def _start_receiving(self, bolt: AsyncApp) -> str:
+        settings = self.app.settings
+        if settings.slack_app_token is not None:
+            self._socket = AsyncSocketModeHandler(
+                bolt,
+                settings.slack_app_token.get_secret_value(),
+                logger=logging.getLogger("adapters.slack.socket"),
+                web_client=self.client,
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            return "Socket Mode"
+        if settings.slack_signing_secret is None:
+            log.error("slack: SLACK_SIGNING_SECRET is required for HTTP events")
+            raise SystemExit(2)
+        web_app = web.Application()
+        web_app.router.add_post(EVENTS_PATH, self._http_events)
+        runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, LISTEN_HOST, settings.slack_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            log.error("slack: cannot listen on port %d: %s", settings.slack_port, exc)
+            raise SystemExit(2) from None
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        return f"HTTP on port {self.port} at {EVENTS_PATH}"
+
+    async def _http_events(self, request: web.Request) -> web.Response:
+        assert self.bolt is not None
+        # Bolt verifies the signature (401 when forged or older than 5 minutes) and acks
+        # events at once; the answer runs in a task of ours.
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _stop(self) -> None:
+        steps: list[tuple[str, Awaitable[Any]]] = []
+        if self._socket is not None:
+            steps.append(("socket mode", self._socket.close_async()))  # type: ignore[no-untyped-call]
+        if self._runner is not None:
+            steps.append(("http server", self._runner.cleanup()))
+        for name, step in steps:
+            try:
+                await step
+            except Exception as exc:
+                log.warning("slack: %s did not stop cleanly: %r", name, exc)
+        if self._tasks:
+            # Answers in flight get a moment to finish; the rest are cut off.
+            _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if self._own_session and self.session is not None:
+            await self.session.close()
+
+    # -- events --
+
+    async def on_event(self, body: dict[str, Any]) -> None:
+        """Bolt listener (acked already): decide, and answer in the background."""
+        decision = decide(body, self.me, self.convert)
+        if isinstance(decision, Ignore):
+            log.debug("event %s ignored: %s", body.get("event_id"), decision.reason)
+            return
+        turn = decision.turn
+        # Turns of one session run in the order they were sent (a DM's messages are each in
+        # their own thread, but one conversation).
+        order = str(turn.session_key(self.app.manager.config.scope))
+        self._spawn(order, self.answer(decision))
+
+    def _spawn(self, order: Hashable, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._in_order(order, work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _in_order(self, key: Hashable, work: Coroutine[Any, Any, None]) -> None:
+        """Work with the same ``key`` runs in arrival order; other keys are not held up."""
+        previous = self._tails.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)  # being cancelled must not end the turn before
+            await work
+        finally:
+            if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+                work.close()  # cancelled while waiting its turn: never started
+            mine.set_result(None)
+            if self._tails.get(key) is mine:
+                del self._tails[key]
+
+    def stream_for(self, turn: Turn) -> SlackReplyStream:
+        label = str(turn.session_key(self.app.manager.config.scope))
+        return SlackReplyStream(self.client, self.budget, SlackTarget.of(turn), label=label)
+
+    async def answer(self, inbound: Inbound) -> None:
+        turn = inbound.turn
+        if not turn.is_private:
+            if inbound.follow_up:
+                if not await self.threads.takes_part(turn.team_id, turn.chat_id, turn.thread_id):
+                    log.debug("thread reply in a thread without the bot ignored")
+                    return
+            else:
+                self.threads.remember(turn.team_id, turn.chat_id, turn.thread_id)
+        stream = self.stream_for(turn)
+        try:
+            await self.app.manager.handle(turn, stream)
+        except Exception:
+            log.exception("turn failed session=%s", stream.label)
+            with contextlib.suppress(Exception):
+                await stream.fail(t("fallback_unavailable", detect_language(turn.text)))
+
+    # -- slash commands --
+
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """``/reset``, ``/forget`` (and any other): ack first, answer the caller only."""
+        await ack()
+        turn = command_turn(body, self.convert)
+        label = str(turn.session_key())
+        self._spawn(("command", turn.chat_id, turn.user_id), self._command(turn, respond, label))
+
+    async def _command(self, turn: Turn, respond: AsyncRespond, label: str) -> None:
+        reply = EphemeralReply(respond, label)
+        try:
+            await self.app.manager.handle(turn, reply)
+        except Exception:
+            log.exception("slash command failed session=%s", label)
+            await reply.fail(t("fallback_unavailable", detect_language(turn.text)))
+
+    async def is_admin(self, turn: Turn) -> bool:
+        """SLACK_ADMIN_USER_IDS decides who may reset a channel's or another user's session."""
+        return turn.user_id in self.app.settings.slack_admin_user_ids
+
+
+async def run(app: App) -> None:
+    """Entry point used by ``bot.app.run_channels``."""
+    await SlackChannel(app).run()

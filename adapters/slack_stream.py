@@ -1,0 +1,948 @@
+"""SlackReplyStream: chat streaming, or a posted and throttled-edited message, within the tiers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.i18n import detect_language
+from bot.reply import Button, ReplyStream
+from bot.turn import Turn
+
+log = logging.getLogger(__name__)
+
+START = "chat.startStream"
+APPEND = "chat.appendStream"
+STOP = "chat.stopStream"
+POST = "chat.postMessage"
+UPDATE = "chat.update"
+DELETE = "chat.delete"
+STATUS = "assistant.threads.setStatus"
+REPLIES = "conversations.replies"
+
+# What the "<app> is thinking…" status line says while the model has not written yet.
+THINKING = {"ko": "답변을 준비하고 있어요…", "en": "is thinking…"}
+
+ZWSP = "\u200b"
+
+
+# ---- Slack's limits, shared by every answer of the process --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most ``limit`` calls in any ``span`` seconds."""
+
+    span: float
+    limit: int
+
+
+# https://docs.slack.dev/apis/web-api/rate-limits: per method, per workspace, per app.
+TIER_1 = Window(60.0, 1)
+TIER_2 = Window(60.0, 20)
+TIER_3 = Window(60.0, 50)
+TIER_4 = Window(60.0, 100)
+
+DEFAULT_METHODS: Mapping[str, Window] = {
+    START: TIER_2,
+    APPEND: TIER_4,
+    STOP: TIER_2,
+    UPDATE: TIER_3,
+    DELETE: TIER_3,
+    STATUS: TIER_3,
+    REPLIES: TIER_3,
+    # chat.postMessage is a special tier: about one a second per channel (below), and
+    # "several hundred a minute" for the workspace.
+    POST: Window(60.0, 300),
+}
+DEFAULT_PER_CHANNEL: Mapping[str, Window] = {POST: Window(1.0, 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class SlackPolicy:
+    """The documented limits, and how one answer paces itself within them.
+
+    ``interim_share``: interim calls (appends, edits of a growing answer, the status line) never
+    take more than this share of a window, so that every answer can still start, get its final
+    edit and stop; past half of a window they slow to its sustainable rate.
+    """
+
+    methods: Mapping[str, Window] = field(default_factory=lambda: dict(DEFAULT_METHODS))
+    per_channel: Mapping[str, Window] = field(default_factory=lambda: dict(DEFAULT_PER_CHANNEL))
+    interim_share: float = 0.7
+    append_interval: float = 0.8  # a stream gets new text at most this often (batched)
+    update_interval: float = 1.2  # a posted answer is edited at most this often
+    max_part: int = 4000  # longer answers continue in follow-up messages
+    stream_retry: float = 600.0  # after streaming was refused, post instead for this long
+    max_attempts: int = 6  # a call that must arrive is tried this often (429s, network)
+
+    @staticmethod
+    def margin(span: float) -> float:
+        # Slack counts a call when it arrives; our clock runs a little ahead of or behind that.
+        return 0.05 + span * 0.01
+
+
+@dataclass(slots=True)
+class _Stamp:
+    """When a call happened: first when it started, then when its answer came back."""
+
+    at: float
+
+
+class Reservation:
+    """A call that will certainly be made later (a stream's stop, a posted answer's last edit).
+
+    It holds a place in the window from now on, so that interim calls and other answers cannot
+    take the room the end of this answer needs.
+    """
+
+    __slots__ = ("active", "key", "method", "team")
+
+    def __init__(self, team: str, method: str, key: tuple[str, str, str]) -> None:
+        self.team = team
+        self.method = method
+        self.key = key
+        self.active = True
+
+
+class SlackBudget:
+    """Paces every Web API call of this process per workspace and method; shared by all answers.
+
+    Calls that must arrive wait for room (``slot``); interim calls ask ``wait_time(...,
+    interim=True)`` and skip when there is none (the next call carries the text). A 429 blocks
+    the method in that workspace for ``Retry-After`` seconds for everyone.
+    """
+
+    def __init__(
+        self, policy: SlackPolicy | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.policy = policy or SlackPolicy()
+        self.clock = clock
+        self.rate_limited = 0  # 429s received (for logs and the benchmark)
+        self._sends: dict[tuple[str, str, str], deque[_Stamp]] = {}
+        self._reserved: Counter[tuple[str, str, str]] = Counter()
+        self._blocked: dict[tuple[str, str], float] = {}
+        self._stream_refused: dict[str, float] = {}
+        self._no_status: set[tuple[str, bool]] = set()
+        windows = [*self.policy.methods.values(), *self.policy.per_channel.values()]
+        longest = max((w.span for w in windows), default=60.0)
+        self._keep = longest + self.policy.margin(longest)
+
+    # -- capabilities learnt from Slack's answers --
+
+    def streaming_allowed(self, team: str) -> bool:
+        return self._stream_refused.get(team, -math.inf) <= self.clock()
+
+    def refuse_streaming(self, team: str) -> None:
+        self._stream_refused[team] = self.clock() + self.policy.stream_retry
+
+    def status_allowed(self, team: str, private: bool) -> bool:
+        return (team, private) not in self._no_status
+
+    def refuse_status(self, team: str, private: bool) -> None:
+        self._no_status.add((team, private))
+
+    # -- windows --
+
+    def _windows(
+        self, team: str, method: str, channel: str
+    ) -> list[tuple[tuple[str, str, str], Window]]:
+        found = []
+        window = self.policy.methods.get(method)
+        if window is not None:
+            found.append(((team, method, ""), window))
+        per_channel = self.policy.per_channel.get(method)
+        if per_channel is not None and channel:
+            found.append(((team, method, channel), per_channel))
+        return found
+
+    def _recent(self, key: tuple[str, str, str], span: float, now: float) -> list[float]:
+        sends = self._sends.get(key)
+        if not sends:
+            return []
+        return sorted(s.at for s in sends if s.at > now - span)
+
+    def blocked_for(self, team: str, method: str) -> float:
+        return max(0.0, self._blocked.get((team, method), -math.inf) - self.clock())
+
+    def wait_time(
+        self, team: str, method: str, channel: str = "", *, interim: bool = False
+    ) -> float:
+        """Seconds until a call is within every window (0: now)."""
+        now = self.clock()
+        wait = self.blocked_for(team, method)
+        for key, window in self._windows(team, method, channel):
+            span = window.span + self.policy.margin(window.span)
+            recent = self._recent(key, span, now)
+            reserved = self._reserved[key]
+            limit = window.limit
+            if interim:
+                limit = max(1, int(window.limit * self.policy.interim_share))
+                if recent and len(recent) + reserved >= max(1, window.limit // 2):
+                    wait = max(wait, recent[-1] + span / window.limit - now)
+            excess = len(recent) + reserved - limit + 1  # sends that must leave the window
+            if excess > 0:
+                # Reservations do not expire: when they alone fill the window, look again later.
+                until = recent[excess - 1] + span if excess <= len(recent) else now + span / 4
+                wait = max(wait, until - now)
+        return max(0.0, wait)
+
+    def take(self, team: str, method: str, channel: str = "") -> _Stamp:
+        """Record a call that is about to be made; ``sent(stamp)`` once it was answered."""
+        now = self.clock()
+        stamp = _Stamp(now)
+        for key, _ in self._windows(team, method, channel):
+            sends = self._sends.setdefault(key, deque())
+            sends.append(stamp)
+            while sends and sends[0].at <= now - self._keep:
+                sends.popleft()
+        return stamp
+
+    def sent(self, stamp: _Stamp) -> None:
+        # Counting from the answer keeps the next call far enough away however long this one
+        # queued; Slack counted it somewhere between the two.
+        stamp.at = max(stamp.at, self.clock())
+
+    def reserve(self, team: str, method: str) -> Reservation | None:
+        """Hold a place for a later call, or None when the window has no room for it now."""
+        if self.blocked_for(team, method) > 0 or self.wait_time(team, method) > 0:
+            return None
+        key = (team, method, "")
+        self._reserved[key] += 1
+        return Reservation(team, method, key)
+
+    def take_reserved(self, reservation: Reservation) -> _Stamp:
+        self.release(reservation)
+        return self.take(reservation.team, reservation.method)
+
+    def release(self, reservation: Reservation | None) -> None:
+        if reservation is not None and reservation.active:
+            reservation.active = False
+            self._reserved[reservation.key] -= 1
+
+    async def slot(self, team: str, method: str, channel: str = "") -> _Stamp:
+        """Wait until a call is within every window, and record it."""
+        while True:
+            wait = self.wait_time(team, method, channel)
+            if wait <= 0:
+                return self.take(team, method, channel)
+            await asyncio.sleep(wait)
+
+    def block(self, team: str, method: str, seconds: float) -> float:
+        """Slack answered 429: nobody calls ``method`` in ``team`` for ``seconds``."""
+        self.rate_limited += 1
+        key = (team, method)
+        self._blocked[key] = max(self._blocked.get(key, -math.inf), self.clock() + seconds)
+        return seconds
+
+
+def is_rate_limited(exc: SlackApiError) -> bool:
+    response = exc.response
+    return bool(response.status_code == 429 or response.get("error") == "ratelimited")
+
+
+def retry_after(exc: SlackApiError, default: float = 1.0) -> float:
+    """Seconds from the ``Retry-After`` header of a 429."""
+    headers = getattr(exc.response, "headers", None) or {}
+    for name, value in dict(headers).items():
+        if str(name).lower() == "retry-after":
+            with contextlib.suppress(TypeError, ValueError):
+                return max(0.0, float(value))
+    return default
+
+
+def error_code(exc: SlackApiError) -> str:
+    """Slack's error string (``channel_not_found``), never the whole response."""
+    with contextlib.suppress(Exception):
+        return str(exc.response.get("error") or exc.response.status_code)
+    return "unknown"
+
+
+# ---- text: Markdown → mrkdwn, safe escaping, where to split -------------------------------------
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, so that model text can never ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def neutralize(markdown: str, previous: str = "") -> str:
+    """Markdown for ``markdown_text`` that cannot mention anyone.
+
+    ``<!channel>``, ``<!here>``, ``<@U123>`` in a model's answer must not notify people. A zero
+    width space after ``<`` breaks them while reading the same; it only depends on the previous
+    character, so pieces neutralized one by one join to the neutralized whole.
+    """
+    out: list[str] = []
+    last = previous[-1:] if previous else ""
+    for ch in markdown:
+        if last == "<" and ch in "!@#":
+            out.append(ZWSP)
+        out.append(ch)
+        last = ch
+    return "".join(out)
+
+
+_FENCE = re.compile(r"^ {0,3}```")
+
+
+def in_code(text: str) -> bool:
+    """Whether ``text`` ends inside a fenced code block."""
+    return sum(1 for line in text.split("\n") if _FENCE.match(line)) % 2 == 1
+
+
+_INLINE = re.compile(
+    r"(?P<code>(?P<ticks>`+)(?P<code_body>.+?)(?P=ticks))"
+    r"|(?P<link>\[(?P<label>[^\]\n]+)\]\((?P<url>[^)\s]+)\))"
+    r"|(?P<bolditalic>\*\*\*(?=\S)(?P<bi_body>.+?)(?<=\S)\*\*\*)"
+    r"|(?P<bold>\*\*(?=\S)(?P<bold_body>.+?)(?<=\S)\*\*|__(?=\S)(?P<ubold_body>.+?)(?<=\S)__)"
+    r"|(?P<strike>~~(?=\S)(?P<strike_body>.+?)(?<=\S)~~)"
+    r"|(?P<italic>(?<!\*)\*(?=[^\s*])(?P<italic_body>.+?)(?<=[^\s*])\*(?!\*)"
+    r"|(?<!\w)_(?=[^\s_])(?P<uitalic_body>.+?)(?<=[^\s_])_(?!\w))"
+)
+
+
+def _inline(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _INLINE.finditer(text):
+        out.append(escape(text[pos : m.start()]))
+        pos = m.end()
+        if m.group("code"):
+            ticks = "`" if len(m.group("ticks")) == 1 else "```"
+            piece = f"{ticks}{escape(m.group('code_body'))}{ticks}"
+        elif m.group("link"):
+            label = escape(m.group("label")).replace("|", "¦")
+            url = m.group("url").replace(">", "%3E").replace("|", "%7C")
+            if not url.startswith(("http://", "https://", "mailto:")):
+                out.append(escape(m.group(0)))
+                continue
+            out.append(f"<{escape(url)}|{label}>")
+            continue
+        elif m.group("bolditalic"):
+            piece = f"*_{_inline(m.group('bi_body'))}_*"
+        elif m.group("bold"):
+            piece = f"*{_inline(m.group('bold_body') or m.group('ubold_body'))}*"
+        elif m.group("strike"):
+            piece = f"~{_inline(m.group('strike_body'))}~"
+        else:
+            piece = f"_{_inline(m.group('italic_body') or m.group('uitalic_body'))}_"
+        # Slack only sees a marker next to a space or punctuation; Korean particles follow
+        # words directly ("**서울**은"), so a zero-width space separates them.
+        if m.start() > 0 and text[m.start() - 1].isalnum():
+            piece = ZWSP + piece
+        if m.end() < len(text) and text[m.end()].isalnum():
+            piece += ZWSP
+        out.append(piece)
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
+_QUOTE = re.compile(r"^ {0,3}>\s?(.*)$")
+_RULE = re.compile(r"^ {0,3}([-*_])(\s*\1){2,}\s*$")
+
+
+def render_mrkdwn(markdown: str) -> str:
+    """The model's Markdown as Slack mrkdwn, for the ``text`` of a message."""
+    lines: list[str] = []
+    code = False
+    for line in markdown.split("\n"):
+        if _FENCE.match(line):
+            code = not code
+            lines.append("```")  # mrkdwn has no language tag
+            continue
+        if code:
+            lines.append(escape(line))
+            continue
+        if m := _HEADING.match(line):
+            title = re.sub(r"\*\*(.+?)\*\*", r"\1", m.group(1))
+            lines.append(f"*{_inline(title)}*" if title else "")
+        elif _RULE.match(line):
+            lines.append("――――――――")
+        elif m := _BULLET.match(line):
+            lines.append(f"{m.group(1)}• {_inline(m.group(2))}")
+        elif m := _QUOTE.match(line):
+            lines.append(f"> {_inline(m.group(1))}")
+        else:
+            lines.append(_inline(line))
+    return "\n".join(lines)
+
+
+_BREAKS = ("\n\n", "\n", ". ", "다. ", "요. ", "? ", "! ", "。", " ")
+
+
+def choose_cut(text: str, limit: int, min_cut: int = 0) -> int:
+    """Where the part of ``text`` that fits in ``limit`` characters ends.
+
+    Between paragraphs if possible, else lines, sentences, words. Never before ``min_cut``
+    (text already streamed cannot be taken back) and never in the first half of the part.
+    """
+    if len(text) <= limit:
+        return len(text)
+    low = max(min_cut, limit // 2)
+    window = text[:limit]
+    for sep in _BREAKS:
+        at = window.rfind(sep, low)
+        if at >= low:
+            return at + len(sep)
+    return max(limit, min_cut)
+
+
+def next_start(text: str, position: int) -> int:
+    """A follow-up part starts at its first visible character."""
+    while position < len(text) and text[position] in " \t\n":
+        position += 1
+    return position
+
+
+# ---- one answer ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SlackTarget:
+    """Where an answer goes and whose limits it counts against."""
+
+    team_id: str  # the workspace whose rate limits apply
+    channel: str
+    thread_ts: str
+    recipient_team_id: str
+    recipient_user_id: str
+    private: bool
+    lang: str = "en"
+
+    @classmethod
+    def of(cls, turn: Turn) -> SlackTarget:
+        return cls(
+            team_id=turn.team_id,
+            channel=turn.chat_id,
+            thread_ts=turn.thread_id or turn.message_id,
+            recipient_team_id=str(getattr(turn, "recipient_team_id", "") or turn.team_id),
+            recipient_user_id=turn.user_id,
+            private=turn.is_private,
+            lang=detect_language(turn.text, turn.language),
+        )
+
+
+class Mode(enum.StrEnum):
+    STREAM = "stream"  # chat.startStream / appendStream / stopStream
+    POST = "post"  # chat.postMessage, then chat.update
+    QUIET = "quiet"  # no room for live updates: posted once, complete
+
+
+@dataclass(slots=True)
+class _Message:
+    """One Slack message of the answer: the part of the text from ``start`` on."""
+
+    mode: Mode
+    start: int
+    prefix: str = ""  # "```\n" when the part begins inside a code block
+    ts: str = ""
+    sent: int = 0  # STREAM: characters of the part appended so far
+    shown: str = ""  # POST: the text the message shows now
+    last_call: float = -math.inf
+    stop: Reservation | None = None
+    update: Reservation | None = None
+    broken: bool = False  # the stream took no more text: it ends with a chat.update
+    stopped: bool = False
+
+
+Call = Callable[[], Awaitable[AsyncSlackResponse]]
+
+
+class SlackReplyStream(ReplyStream):
+    """Shows one growing answer in one Slack thread.
+
+    The first words go out as soon as they arrive (``chat.startStream``), later text is batched
+    into ``chat.appendStream`` calls, and ``chat.stopStream`` ends it. When streaming is refused,
+    or the workspace's stream budget is spoken for, the answer is posted with the first words
+    and edited (``chat.update``, Tier 3) as the budget allows; with no room for edits either it
+    is posted once, complete. The final text is the model's Markdown: streamed messages are
+    rendered by Slack, posted ones as mrkdwn. Parts past ``max_part`` characters continue in
+    follow-up messages in the thread.
+    """
+
+    def __init__(
+        self, client: AsyncWebClient, budget: SlackBudget, target: SlackTarget, *, label: str = ""
+    ) -> None:
+        self.client = client
+        self.budget = budget
+        self.policy = budget.policy
+        self.target = target
+        self.label = label or f"{target.channel}:{target.thread_ts}"  # session key, for logs
+        self.first_text_at: float | None = None  # budget clock, when text was first sent
+        self.calls: list[str] = []  # every Web API method called, in order
+        self._text = ""
+        self._messages: list[_Message] = []
+        self._live: _Message | None = None
+        self._next = 0  # where the next message's part starts in the text
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._want_status = False
+        self._done = False
+
+    # -- ReplyStream --
+
+    async def start(self) -> None:
+        if self._done:
+            return
+        # Not awaited here: the model request should not wait for Slack.
+        self._want_status = True
+        self._ensure_pump()
+
+    def append(self, text: str) -> None:
+        if self._done or not text:
+            return
+        self._text += text
+        self._ensure_pump()
+
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        # Buttons would need an interactivity endpoint to be answered; Slack answers show none.
+        if self._done:
+            return
+        await self._close()
+        await self._finalize(text)
+
+    async def fail(self, notice: str) -> None:
+        if self._done:
+            return
+        shown = self._text
+        await self._close()
+        await self._finalize(f"{shown.rstrip()}\n\n{notice}" if shown.strip() else notice)
+
+    async def retract(self, notice: str) -> None:
+        if self._done:
+            return
+        await self._close()
+        await self._rewrite(notice)
+
+    # -- for tests and the benchmark --
+
+    @property
+    def modes(self) -> list[Mode]:
+        return [m.mode for m in self._messages]
+
+    # -- the live phase --
+
+    def _ensure_pump(self) -> None:
+        if self._pump_task is None:
+            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+        self._wake.set()
+
+    async def _pump(self) -> None:
+        """One platform call at a time, always with the latest text."""
+        try:
+            while not self._closing.is_set():
+                if self._want_status:
+                    self._want_status = False
+                    if not self._text.strip():
+                        await self._set_status()
+                    continue
+                delay = await self._step()
+                if self._closing.is_set():
+                    break
+                if delay is None:
+                    await self._wake.wait()
+                    self._wake.clear()
+                elif delay > 0:
+                    await self._sleep(delay)
+        except Exception:
+            # The final text is still sent by finish(); only the live preview stops.
+            log.exception("live updates stopped session=%s", self.label)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
+    async def _step(self) -> float | None:
+        """Make the next useful call; seconds until another may be due, None when idle."""
+        text = self._text
+        live = self._live
+        if live is None:
+            if not text[self._next :].strip():
+                return None
+            await self._open()
+            return 0
+        body = text[live.start :]
+        if len(body) > self.policy.max_part:
+            cut = choose_cut(body, self.policy.max_part, live.sent)
+            await self._close_part(live, live.start + cut)
+            self._advance(live.start + cut)
+            return 0
+        now = self.budget.clock()
+        team = self.target.team_id
+        if live.mode is Mode.STREAM and not live.broken:
+            end = min(len(body), self._soft_limit())
+            if end <= live.sent:
+                return None
+            wait = max(
+                live.last_call + self.policy.append_interval - now,
+                self.budget.wait_time(team, APPEND, interim=True),
+            )
+            if wait > 0:
+                return wait
+            await self._append(live, end)
+            return 0
+        if live.mode is Mode.POST and live.ts:
+            shown = escape(live.prefix + body).strip()
+            if shown == live.shown:
+                return None
+            wait = max(
+                live.last_call + self.policy.update_interval - now,
+                self.budget.wait_time(team, UPDATE, interim=True),
+            )
+            if wait > 0:
+                return wait
+            await self._edit(live, shown)
+            return 0
+        return None  # QUIET: posted once its part is complete
+
+    def _soft_limit(self) -> int:
+        # The end of a part is left unstreamed until it is known where it will be cut.
+        limit = self.policy.max_part
+        return limit - min(800, limit // 4)
+
+    def _advance(self, position: int) -> None:
+        self._next = next_start(self._text, position)
+        self._live = None
+
+    async def _open(self) -> None:
+        """A new message for the part from ``self._next``: streamed if the budget allows."""
+        start = self._next
+        message = _Message(Mode.QUIET, start, prefix="```\n" if in_code(self._text[:start]) else "")
+        self._live = message
+        self._messages.append(message)
+        team = self.target.team_id
+        if self.budget.streaming_allowed(team) and self.budget.wait_time(team, START) <= 0:
+            stop = self.budget.reserve(team, STOP)
+            if stop is not None:
+                message.mode, message.stop = Mode.STREAM, stop
+                if await self._start_stream(message):
+                    return
+                self.budget.release(stop)
+                message.mode, message.stop = Mode.QUIET, None
+        update = self.budget.reserve(team, UPDATE)
+        if update is None:
+            return  # QUIET
+        message.mode, message.update = Mode.POST, update
+        shown = escape(message.prefix + self._text[start : start + self.policy.max_part]).strip()
+        response = await self._post(shown)
+        if response is None:
+            self.budget.release(update)
+            message.mode, message.update = Mode.QUIET, None
+            return
+        message.ts, message.shown = str(response["ts"]), shown
+        message.last_call = self.budget.clock()
+
+    async def _start_stream(self, message: _Message) -> bool:
+        body = self._text[message.start :]
+        end = min(len(body), self._soft_limit())
+        team = self.target.team_id
+        stamp = self.budget.take(team, START)
+        self._note(START)
+        try:
+            response = await self.client.chat_startStream(
+                channel=self.target.channel,
+                thread_ts=self.target.thread_ts,
+                markdown_text=neutralize(message.prefix + body[:end]),
+                recipient_team_id=self.target.recipient_team_id,
+                recipient_user_id=self.target.recipient_user_id,
+            )
+        except SlackApiError as exc:
+            if is_rate_limited(exc):
+                self.budget.block(team, START, retry_after(exc))
+            else:
+                # GovSlack, an older workspace, a missing feature: post instead for a while.
+                self.budget.refuse_streaming(team)
+                log.info(
+                    "streaming refused (%s), posting instead session=%s",
+                    error_code(exc),
+                    self.label,
+                )
+            return False
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("chat.startStream failed session=%s: %r", self.label, exc)
+            return False
+        finally:
+            self.budget.sent(stamp)
+        message.ts = str(response["ts"])
+        message.sent = end
+        message.last_call = self.budget.clock()
+        return True
+
+    async def _append(self, message: _Message, end: int) -> None:
+        start = message.start + message.sent
+        piece = self._text[start : message.start + end]
+        previous = (message.prefix + self._text[message.start : start])[-1:]
+        team = self.target.team_id
+        stamp = self.budget.take(team, APPEND)
+        self._note(APPEND)
+        try:
+            await self.client.chat_appendStream(
+                channel=self.target.channel,
+                ts=message.ts,
+                markdown_text=neutralize(piece, previous),
+            )
+            message.sent = end
+        except SlackApiError as exc:
+            if is_rate_limited(exc):
+                # Nothing was appended: the text stays pending for the next call.
+                seconds = self.budget.block(team, APPEND, retry_after(exc))
+                log.info("rate limited (appendStream) for %.0fs session=%s", seconds, self.label)
+            else:
+                message.broken = True
+                log.warning(
+                    "chat.appendStream refused (%s) session=%s", error_code(exc), self.label
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("chat.appendStream failed session=%s: %r", self.label, exc)
+        finally:
+            self.budget.sent(stamp)
+            message.last_call = self.budget.clock()
+
+    async def _edit(self, message: _Message, shown: str) -> None:
+        team = self.target.team_id
+        stamp = self.budget.take(team, UPDATE)
+        self._note(UPDATE)
+        try:
+            await self.client.chat_update(channel=self.target.channel, ts=message.ts, text=shown)
+            message.shown = shown
+        except SlackApiError as exc:
+            if is_rate_limited(exc):
+                seconds = self.budget.block(team, UPDATE, retry_after(exc))
+                log.info("rate limited (chat.update) for %.0fs session=%s", seconds, self.label)
+            else:
+                log.warning("chat.update refused (%s) session=%s", error_code(exc), self.label)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("chat.update failed session=%s: %r", self.label, exc)
+        finally:
+            self.budget.sent(stamp)
+            message.last_call = self.budget.clock()
+
+    async def _set_status(self) -> None:
+        target = self.target
+        team = target.team_id
+        if not self.budget.status_allowed(team, target.private):
+            return
+        if self.budget.wait_time(team, STATUS, interim=True) > 0:
+            return  # a nicety: never queue for it
+        stamp = self.budget.take(team, STATUS)
+        self._note(STATUS)
+        try:
+            await self.client.assistant_threads_setStatus(
+                channel_id=target.channel,
+                thread_ts=target.thread_ts,
+                status=THINKING.get(target.lang, THINKING["en"]),
+            )
+        except SlackApiError as exc:
+            if is_rate_limited(exc):
+                self.budget.block(team, STATUS, retry_after(exc))
+            else:
+                self.budget.refuse_status(team, target.private)
+                log.info("thinking status unavailable here (%s)", error_code(exc))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("setStatus failed session=%s: %r", self.label, exc)
+        finally:
+            self.budget.sent(stamp)
+
+    def _note(self, method: str) -> None:
+        self.calls.append(method)
+        if self.first_text_at is None and method in (START, POST):
+            self.first_text_at = self.budget.clock()
+
+    # -- calls that must arrive --
+
+    async def _essential(
+        self, method: str, call: Call, *, reservation: Reservation | None = None, channel: str = ""
+    ) -> AsyncSlackResponse | None:
+        """Make ``call``, waiting for room and through 429s; None when Slack refused it."""
+        team = self.target.team_id
+        failures = 0
+        try:
+            while True:
+                if reservation is not None and reservation.active:
+                    blocked = self.budget.blocked_for(team, method)
+                    if blocked > 0:
+                        await asyncio.sleep(blocked)
+                        continue
+                    stamp = self.budget.take_reserved(reservation)
+                else:
+                    stamp = await self.budget.slot(team, method, channel)
+                self._note(method)
+                try:
+                    return await call()
+                except SlackApiError as exc:
+                    if not is_rate_limited(exc):
+                        log.error("%s refused (%s) session=%s", method, error_code(exc), self.label)
+                        return None
+                    seconds = self.budget.block(team, method, retry_after(exc))
+                    log.info("rate limited (%s) for %.0fs session=%s", method, seconds, self.label)
+                    failures += 1
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    log.warning("%s failed session=%s: %r", method, self.label, exc)
+                    failures += 1
+                    await asyncio.sleep(0.5 * failures)
+                finally:
+                    self.budget.sent(stamp)
+                if failures >= self.policy.max_attempts:
+                    log.error("%s gave up after %d tries session=%s", method, failures, self.label)
+                    return None
+        finally:
+            self.budget.release(reservation)
+
+    async def _post(self, text: str) -> AsyncSlackResponse | None:
+        channel = self.target.channel
+
+        def call() -> Awaitable[AsyncSlackResponse]:
+            return self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=self.target.thread_ts,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+
+        return await self._essential(POST, call, channel=channel)
+
+    async def _update(self, message: _Message, text: str) -> bool:
+        def call() -> Awaitable[AsyncSlackResponse]:
+            return self.client.chat_update(channel=self.target.channel, ts=message.ts, text=text)
+
+        reservation, message.update = message.update, None
+        response = await self._essential(UPDATE, call, reservation=reservation)
+        if response is None:
+            return False
+        message.shown = text
+        return True
+
+    async def _stop(self, message: _Message, rest: str) -> bool:
+        previous = (message.prefix + self._text[message.start : message.start + message.sent])[-1:]
+
+        def call() -> Awaitable[AsyncSlackResponse]:
+            return self.client.chat_stopStream(
+                channel=self.target.channel,
+                ts=message.ts,
+                markdown_text=neutralize(rest, previous) if rest else None,
+            )
+
+        reservation, message.stop = message.stop, None
+        response = await self._essential(STOP, call, reservation=reservation)
+        message.stopped = response is not None
+        return message.stopped
+
+    # -- the end of the answer --
+
+    async def _close(self) -> None:
+        """Stop the live updates (a call in flight finishes first)."""
+        self._done = True
+        self._closing.set()
+        self._wake.set()
+        if self._pump_task is not None:
+            await self._pump_task
+
+    def _source(self, message: _Message, end: int) -> str:
+        """The Markdown of a complete part, with its code fence closed if the cut is in one."""
+        text = self._text
+        closing = "\n```" if in_code(text[:end]) else ""
+        return message.prefix + text[message.start : end].rstrip() + closing
+
+    async def _close_part(self, message: _Message, end: int) -> None:
+        """Show the part ``[message.start, end)`` in its final form."""
+        source = self._source(message, end)
+        if message.mode is Mode.STREAM and message.ts and not message.broken:
+            rest = source[len(message.prefix) + message.sent :]
+            if await self._stop(message, rest):
+                return
+            message.broken = True  # the stream is gone: the text goes in with chat.update
+        final = render_mrkdwn(source).strip()
+        if message.ts:
+            if message.broken or final != message.shown:
+                await self._update(message, final)
+        elif final:
+            response = await self._post(final)
+            if response is not None:
+                message.ts, message.shown = str(response["ts"]), final
+        self.budget.release(message.update)
+        self.budget.release(message.stop)
+
+    async def _finalize(self, final: str) -> None:
+        try:
+            if not final.startswith(self._text.rstrip()):
+                await self._rewrite(final)
+                return
+            self._text = final
+            limit = self.policy.max_part
+            while True:
+                live = self._live
+                if live is None:
+                    if not final[self._next :].strip():
+                        break
+                    prefix = "```\n" if in_code(final[: self._next]) else ""
+                    live = _Message(Mode.QUIET, self._next, prefix=prefix)
+                    self._live = live
+                    self._messages.append(live)
+                body = final[live.start :]
+                if len(body) > limit:
+                    cut = choose_cut(body, limit, live.sent)
+                    await self._close_part(live, live.start + cut)
+                    self._advance(live.start + cut)
+                    continue
+                await self._close_part(live, len(final))
+                self._live = None
+                break
+        finally:
+            for message in self._messages:
+                self.budget.release(message.update)
+                self.budget.release(message.stop)
+
+    async def _rewrite(self, final: str) -> None:
+        """Replace what was shown with ``final`` (a retracted answer, a changed text)."""
+        try:
+            for message in self._messages:
+                if message.mode is Mode.STREAM and message.ts and not message.stopped:
+                    if not message.broken:
+                        await self._stop(message, "")
+            parts: list[str] = []
+            position = 0
+            while final[position:].strip():
+                cut = choose_cut(final[position:], self.policy.max_part)
+                prefix = "```\n" if in_code(final[:position]) else ""
+                closing = "\n```" if in_code(final[: position + cut]) else ""
+                parts.append(prefix + final[position : position + cut].rstrip() + closing)
+                position = next_start(final, position + cut)
+            shown = [m for m in self._messages if m.ts]
+            for index, part in enumerate(parts):
+                rendered = render_mrkdwn(part).strip()
+                if index < len(shown):
+                    message = shown[index]
+                    if message.mode is Mode.STREAM or rendered != message.shown:
+                        await self._update(message, rendered)
+                else:
+                    await self._post(rendered)
+            for message in shown[len(parts) :]:
+                await self._delete(message)
+        finally:
+            for message in self._messages:
+                self.budget.release(message.update)
+                self.budget.release(message.stop)
+
+    async def _delete(self, message: _Message) -> None:
+        def call() -> Awaitable[AsyncSlackResponse]:
+            return self.client.chat_delete(channel=self.target.channel, ts=message.ts)
+
+        await self._essential(DELETE, call)

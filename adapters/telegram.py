@@ -1,0 +1,313 @@
+"""Telegram channel: a PTB Application (polling or webhook) that feeds Turns to the manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Hashable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.constants import ChatMemberStatus
+from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
+
+from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, decide
+from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramOutbox, TelegramReplyStream
+from bot.i18n import detect_language, t
+from bot.sessions.base import SessionStoreError
+from bot.turn import Turn
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+# Edited messages, reactions, member changes... are never answered, so they are not fetched.
+ALLOWED_UPDATES = ["message", "callback_query"]
+MAX_CONCURRENT_UPDATES = 256
+DEFAULT_WEBHOOK_PORT = 8443
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
+
+# The command menu, per language (setMyCommands); Telegram shows the user's language.
+COMMANDS: dict[str, list[tuple[str, str]]] = {
+    "en": [
+        ("start", "Start and see what I can do"),
+        ("help", "How to use this bot"),
+        ("reset", "Start this conversation over"),
+        ("forget", "Delete what I stored about you"),
+    ],
+    "ko": [
+        ("start", "시작하고 사용법 보기"),
+        ("help", "도움말"),
+        ("reset", "이 대화를 새로 시작"),
+        ("forget", "저장된 내 대화 기록 삭제"),
+    ],
+}
+
+
+class TelegramStartError(RuntimeError):
+    """The channel cannot start (the message is safe to print: it never holds the token)."""
+
+
+class SessionOrderedProcessor(BaseUpdateProcessor):
+    """Updates run concurrently, except that one user's updates in one chat keep their order.
+
+    The manager's session lock keeps turns of a session apart, but does not promise that they
+    run in the order they were sent; this does, without holding up anyone else.
+    """
+
+    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+        super().__init__(max_concurrent_updates)
+        self._tails: dict[Hashable, asyncio.Future[None]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        key = order_key(update)
+        if key is None:
+            await coroutine
+            return
+        previous = self._tails.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
+        try:
+            if previous is not None:
+                await previous
+            await coroutine
+        except asyncio.CancelledError:
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()  # never started: close it rather than warn "never awaited"
+            raise
+        finally:
+            mine.set_result(None)
+            if self._tails.get(key) is mine:
+                del self._tails[key]
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+def order_key(update: object) -> Hashable | None:
+    if not isinstance(update, Update):
+        return None
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None:
+        return None
+    return (chat.id, user.id if user is not None else None)
+
+
+def file_base_url(base_url: str) -> str:
+    """The file download base that goes with an API base: ``…/bot`` → ``…/file/bot``."""
+    return re.sub(r"/bot(\{token\})?$", r"/file/bot\1", base_url)
+
+
+def build_application(token: str, base_url: str) -> Application[Any, Any, Any, Any, Any, Any]:
+    return (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(file_base_url(base_url))
+        .concurrent_updates(SessionOrderedProcessor())
+        .build()
+    )
+
+
+class TelegramChannel:
+    """Receives updates, converts them, and answers through TelegramReplyStream."""
+
+    def __init__(self, app: App, *, policy: FloodPolicy | None = None) -> None:
+        settings = app.settings
+        if settings.telegram_bot_token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.app = app
+        self.application = build_application(
+            settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url
+        )
+        self.outbox = TelegramOutbox(self.application.bot, policy)
+        self.me = BotIdentity(0, "")
+
+    # -- lifecycle --
+
+    async def run(self) -> None:
+        """Receive and answer updates until cancelled; then stop PTB cleanly."""
+        application = self.application
+        application.add_handler(TypeHandler(Update, self.on_update))
+        application.add_error_handler(self.on_error)
+        self.app.manager.commands.admin_checks[PLATFORM] = self.is_admin
+        try:
+            await self._initialize()
+            bot = application.bot
+            self.me = BotIdentity(bot.id, bot.username or "")
+            await self.register_commands()
+            mode = await self._start_receiving()
+            await application.start()
+            log.info("telegram: @%s receiving updates by %s", self.me.username, mode)
+            await asyncio.Event().wait()  # until cancelled (SIGTERM)
+        finally:
+            await self._stop()
+
+    async def _initialize(self) -> None:
+        """getMe: a rejected token is fatal, an unreachable Bot API is waited for."""
+        delay = 1.0
+        while True:
+            try:
+                await self.application.initialize()
+                return
+            except InvalidToken:
+                # PTB's own message quotes the token; it must not reach a log or a traceback.
+                log.error("telegram: the Bot API rejected TELEGRAM_BOT_TOKEN (401)")
+                raise TelegramStartError("Telegram rejected TELEGRAM_BOT_TOKEN") from None
+            except (NetworkError, TimedOut) as exc:
+                log.warning("telegram: Bot API unreachable (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def _start_receiving(self) -> str:
+        updater = self.application.updater
+        assert updater is not None
+        settings = self.app.settings
+        if not settings.telegram_webhook_url:
+            await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            return "long polling"
+        listen, port = webhook_listen(self.app)
+        await updater.start_webhook(
+            listen=listen,
+            port=port,
+            url_path=urlsplit(settings.telegram_webhook_url).path.strip("/"),
+            webhook_url=settings.telegram_webhook_url,
+            secret_token=webhook_secret(self.app),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+        return f"webhook (listening on {listen}:{port})"
+
+    async def _stop(self) -> None:
+        application = self.application
+        updater = application.updater
+        steps: list[tuple[str, Any]] = []
+        if updater is not None and updater.running:
+            steps.append(("updater", updater.stop))
+        if application.running:
+            steps.append(("application", application.stop))  # lets answers in flight end
+        steps.append(("shutdown", application.shutdown))
+        for name, step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                log.warning("telegram: %s did not stop cleanly: %s", name, exc)
+
+    async def register_commands(self) -> None:
+        """The command menu in English (everyone) and Korean (Korean-language clients)."""
+        bot = self.application.bot
+        try:
+            for lang, commands in COMMANDS.items():
+                await bot.set_my_commands(
+                    [BotCommand(name, text) for name, text in commands],
+                    language_code=None if lang == "en" else lang,
+                )
+        except TelegramError as exc:
+            # The bot works without a menu; do not refuse to start over it.
+            log.warning("telegram: setMyCommands failed: %s", exc)
+
+    # -- updates --
+
+    def stream_for(self, turn: Turn) -> TelegramReplyStream:
+        label = str(turn.session_key(self.app.manager.config.scope))
+        return TelegramReplyStream(self.outbox, ChatTarget.of(turn), label=label)
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer()  # stops the button's spinner
+        decision = decide(update, self.me)
+        if isinstance(decision, Ignore):
+            log.debug("update %s ignored: %s", update.update_id, decision.reason)
+            return
+        turn = decision.turn if isinstance(decision, TextOnly) else decision
+        stream = self.stream_for(turn)
+        lang = detect_language(turn.text, turn.language)
+        if isinstance(decision, TextOnly):
+            if await self._first_delivery(turn):
+                await stream.finish(t("non_text", lang))
+            return
+        try:
+            await self.app.manager.handle(turn, stream)
+        except Exception:
+            key = turn.session_key(self.app.manager.config.scope)
+            log.exception("turn failed session=%s", key)
+            with contextlib.suppress(Exception):
+                await stream.fail(t("fallback_unavailable", lang))
+
+    async def _first_delivery(self, turn: Turn) -> bool:
+        """The manager de-duplicates text turns; media replies are de-duplicated here alike."""
+        try:
+            return await self.app.store.claim_delivery(
+                f"{turn.platform}:{turn.team_id}:{turn.delivery_id}",
+                self.app.manager.config.dedupe_ttl_seconds,
+            )
+        except SessionStoreError as exc:
+            log.warning("dedupe unavailable, answering anyway: %s", exc)
+            return True
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: error while handling an update: %r", context.error)
+
+    async def is_admin(self, turn: Turn) -> bool:
+        """TELEGRAM_ADMIN_IDS, or an administrator of the group (getChatMember)."""
+        if turn.user_id in self.app.settings.telegram_admin_ids:
+            return True
+        if turn.is_private or turn.platform != PLATFORM:
+            return False
+        if turn.user_id == turn.chat_id:
+            return True  # an anonymous admin writes as the group itself
+        member = await self.application.bot.get_chat_member(int(turn.chat_id), int(turn.user_id))
+        return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+
+
+def webhook_listen(app: App) -> tuple[str, int]:
+    """Where the webhook server listens (behind the TLS proxy that TELEGRAM_WEBHOOK_URL names).
+
+    Settings has no field for this yet, so TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT are
+    read from the environment until it does.
+    """
+    listen = getattr(app.settings, "telegram_webhook_listen", None) or os.environ.get(
+        "TELEGRAM_WEBHOOK_LISTEN", "0.0.0.0"
+    )
+    port = getattr(app.settings, "telegram_webhook_port", None) or os.environ.get(
+        "TELEGRAM_WEBHOOK_PORT", str(DEFAULT_WEBHOOK_PORT)
+    )
+    return str(listen), int(port)
+
+
+def webhook_secret(app: App) -> str:
+    """TELEGRAM_WEBHOOK_SECRET, or a random one: updates without it are refused (403) either way."""
+    configured = app.settings.telegram_webhook_secret
+    if configured is None:
+        log.warning("telegram: TELEGRAM_WEBHOOK_SECRET is not set; using a random one for this run")
+        return secrets.token_urlsafe(32)
+    value = configured.get_secret_value()
+    if not _SECRET_TOKEN.match(value):
+        raise ValueError("TELEGRAM_WEBHOOK_SECRET may only use A-Z, a-z, 0-9, _ and - (1-256)")
+    return value
+
+
+async def run(app: App) -> None:
+    """The channel entry point used by ``bot.app.run_channels``."""
+    # PTB logs the API URL, which holds the token, at DEBUG; nothing of PTB's DEBUG is worth it.
+    level = max(logging.INFO, logging.getLogger().level)
+    for name in ("telegram", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.getLogger(name).level))
+    await TelegramChannel(app).run()

@@ -1,0 +1,692 @@
+"""TelegramReplyStream: drafts in private chats, one throttled, edited message in groups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+import warnings
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import partial
+from typing import Literal, TypeVar
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    ReplyParameters,
+)
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+from adapters.telegram_markdown import MAX_MESSAGE, render, split_message
+from bot.reply import Button, ReplyStream
+from bot.turn import Turn
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Kind = Literal["message", "draft"]
+
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview appearing mid-stream jumps
+
+
+# ---- flood limits shared by every answer ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most ``limit`` sends in any ``span`` seconds."""
+
+    span: float
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FloodPolicy:
+    """Telegram's documented limits (FAQ "My bot is hitting limits"), and our draft pacing.
+
+    Messages: one a second per chat, 20 a minute per group (every send and edit counts), 30 a
+    second for the whole bot. Drafts (private chats) have no documented limit; Telegram's own
+    clients are held to 20 per 5 s and 40 per 30 s per chat. Clients animate from one draft to
+    the next, so a draft every 0.5 s reads as smoothly as a faster one, with fewer calls.
+    """
+
+    chat: Window = Window(1.0, 1)
+    group: Window = Window(60.0, 20)
+    bot: Window = Window(1.0, 30)
+    drafts: tuple[Window, ...] = (Window(0.5, 1), Window(5.0, 20), Window(30.0, 40))
+    group_reserve: int = 3  # group slots interim edits leave free for final messages
+    typing_interval: float = 4.5  # the typing status lasts 5 s on the client
+
+    @staticmethod
+    def slack(span: float) -> float:
+        # The server stamps a send a little later than we do; a window that is exactly full
+        # on our clock could be one over on Telegram's.
+        return 0.05 + span * 0.01
+
+
+@dataclass(slots=True)
+class _Stamp:
+    """When a send happened: while in flight "now", then when its answer came back."""
+
+    at: float
+    done: bool = False
+
+
+@dataclass
+class _Ledger:
+    sends: deque[_Stamp] = field(default_factory=deque)
+
+
+class TelegramOutbox:
+    """Paces every platform call of one bot so that no limit is ever hit; shared by all answers.
+
+    Interim updates ask ``wait_time(..., interim=True)`` and skip or wait (they are coalesced:
+    the next one carries all text so far); final messages ``await slot(...)``, which waits for
+    room. Group interims leave ``group_reserve`` slots of the minute to final messages, and once
+    half of any window is used they slow to its sustainable rate. A 429 blocks the chat for
+    ``retry_after`` seconds for every answer.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        policy: FloodPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.policy = policy or FloodPolicy()
+        self.clock = clock
+        self.flood_waits = 0  # 429s received (for logs and the benchmark)
+        self._ledgers: dict[tuple[str, int], _Ledger] = {}
+        self._blocked_until: dict[int, float] = {}
+        self._takes = 0
+        self._draft_ids = itertools.count(random.randrange(1, 2**30))
+        spans = [w.span for w in (self.policy.chat, self.policy.group, self.policy.bot)]
+        spans += [w.span for w in self.policy.drafts]
+        self._keep = max(spans) + self.policy.slack(max(spans))  # older sends never matter
+
+    def next_draft_id(self) -> int:
+        """A fresh non-zero draft id: updates of one draft animate, a new id starts a new one."""
+        return next(self._draft_ids) % (2**31 - 1) + 1
+
+    def _windows(self, chat: int, kind: Kind, group: bool) -> list[tuple[tuple[str, int], Window]]:
+        p = self.policy
+        if kind == "draft":
+            return [(("draft", chat), w) for w in p.drafts]
+        windows = [(("chat", chat), p.chat), (("bot", 0), p.bot)]
+        if group:
+            windows.append((("group", chat), p.group))
+        return windows
+
+    def wait_time(self, chat: int, kind: Kind, *, group: bool, interim: bool) -> float:
+        """Seconds until a send of ``kind`` to ``chat`` is within every limit (0: now)."""
+        now = self.clock()
+        wait = self._blocked_until.get(chat, 0.0) - now
+        for key, window in self._windows(chat, kind, group):
+            ledger = self._ledgers.get(key)
+            if ledger is None or not ledger.sends:
+                continue
+            span = window.span + self.policy.slack(window.span)
+            # Telegram counts a send when it arrives, somewhere between our start and its
+            # answer: one still in flight may be arriving right now.
+            recent = sorted(
+                t for t in (s.at if s.done else now for s in ledger.sends) if t > now - span
+            )
+            if not recent:
+                continue
+            limit = window.limit
+            if interim and key[0] != "bot":
+                # A chat's budget is shared by this answer's later updates and other answers:
+                # past half of it, updates slow to the sustainable rate and leave a reserve.
+                if key[0] == "group":
+                    limit = max(1, limit - self.policy.group_reserve)
+                if len(recent) >= max(1, window.limit // 2):
+                    wait = max(wait, recent[-1] + span / window.limit - now)
+            if len(recent) >= limit:
+                wait = max(wait, recent[len(recent) - limit] + span - now)
+        return max(0.0, wait)
+
+    def blocked_for(self, chat: int) -> float:
+        return max(0.0, self._blocked_until.get(chat, 0.0) - self.clock())
+
+    def take(self, chat: int, kind: Kind, *, group: bool) -> _Stamp:
+        """Record a send that is about to happen; ``sent(stamp)`` once it has been answered.
+
+        Counting a send from its answer keeps the next one far enough away however long this
+        one queued on a busy loop or connection pool.
+        """
+        now = self.clock()
+        stamp = _Stamp(now)
+        for key in dict.fromkeys(k for k, _ in self._windows(chat, kind, group)):
+            ledger = self._ledgers.setdefault(key, _Ledger())
+            ledger.sends.append(stamp)
+            while ledger.sends and ledger.sends[0].done and ledger.sends[0].at <= now - self._keep:
+                ledger.sends.popleft()
+        self._takes += 1
+        if self._takes % 1000 == 0:
+            self._forget_idle(now)
+        return stamp
+
+    def sent(self, stamp: _Stamp) -> None:
+        stamp.at, stamp.done = max(stamp.at, self.clock()), True
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop chats with nothing recent, so memory follows active chats, not all chats."""
+        idle = [
+            key
+            for key, ledger in self._ledgers.items()
+            if all(s.done and s.at <= now - self._keep for s in ledger.sends)
+        ]
+        for key in idle:
+            del self._ledgers[key]
+        for chat in [c for c, until in self._blocked_until.items() if until <= now]:
+            del self._blocked_until[chat]
+
+    async def slot(self, chat: int, kind: Kind, *, group: bool) -> _Stamp:
+        """Wait until a send is within every limit, and record it."""
+        while True:
+            wait = self.wait_time(chat, kind, group=group, interim=False)
+            if wait <= 0:
+                return self.take(chat, kind, group=group)
+            await asyncio.sleep(wait)
+
+    def block(self, chat: int, exc: RetryAfter) -> float:
+        """Telegram said "retry after N seconds" for ``chat``: nobody sends there until then."""
+        seconds = retry_seconds(exc)
+        self.flood_waits += 1
+        self._blocked_until[chat] = max(self._blocked_until.get(chat, 0.0), self.clock() + seconds)
+        return seconds
+
+    async def final(
+        self, chat: int, kind: Kind, group: bool, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Send something that must arrive: waits for room, honours 429s, retries the network.
+
+        ``BadRequest`` and other refusals are raised for the caller to handle.
+        """
+        failures = 0
+        while True:
+            stamp = await self.slot(chat, kind, group=group)
+            try:
+                return await call()
+            except RetryAfter as exc:
+                seconds = self.block(chat, exc)
+                log.warning("flood wait chat=%s retry_after=%.0fs (final)", chat, seconds)
+            except BadRequest:
+                raise
+            except NetworkError as exc:
+                failures += 1
+                if failures >= 3:
+                    raise
+                log.warning("network error chat=%s, retrying: %s", chat, exc)
+                await asyncio.sleep(0.5 * failures)
+            finally:
+                self.sent(stamp)
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        # PTB warns that the int form is deprecated in favour of timedelta; either is fine.
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    return max(seconds, 0.0)
+
+
+# ---- one answer --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTarget:
+    """Where an answer goes: the chat, its forum topic, and the message it answers (groups)."""
+
+    chat_id: int
+    private: bool
+    thread_id: int | None = None
+    reply_to: int | None = None
+
+    @classmethod
+    def of(cls, turn: Turn) -> ChatTarget:
+        return cls(
+            chat_id=int(turn.chat_id),
+            private=turn.is_private,
+            thread_id=int(turn.thread_id) if turn.thread_id else None,
+            # In a group the answer quotes the question, so everyone sees whom it answers.
+            reply_to=int(turn.message_id) if not turn.is_private and turn.message_id else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One message's content as sent: ``text`` in ``parse_mode`` (None: plain)."""
+
+    text: str
+    parse_mode: str | None = None
+    plain: str = ""  # what to send instead when Telegram refuses the formatting
+
+    def as_plain(self) -> Payload:
+        return Payload(self.plain or self.text, None, self.plain or self.text)
+
+
+@dataclass(slots=True)
+class _Shown:
+    message_id: int
+    payload: Payload
+    markup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    kind: Kind
+    index: int  # which part of the answer
+    payload: Payload
+    edit: bool = False
+
+
+def _is_parse_error(exc: BadRequest) -> bool:
+    return "can't parse entities" in exc.message.lower()
+
+
+def _not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+def _gone(exc: BadRequest) -> bool:
+    text = exc.message.lower()
+    return "message to edit not found" in text or "message can't be edited" in text
+
+
+class TelegramReplyStream(ReplyStream):
+    """Shows one growing answer in one chat.
+
+    Private chats: ``sendMessageDraft`` (one draft id per message) while the answer grows, then
+    ``sendMessage`` with the formatted text. Groups and topics: ``sendMessage`` with the first
+    words, then ``editMessageText`` as often as the limits allow, the last edit formatted.
+    Interim text is plain (half-written Markdown would not parse). Parts past 4,096 characters
+    become further messages as soon as they are complete, in their final form.
+    """
+
+    def __init__(
+        self,
+        outbox: TelegramOutbox,
+        target: ChatTarget,
+        *,
+        limit: int = MAX_MESSAGE,
+        label: str = "",
+    ) -> None:
+        self.outbox = outbox
+        self.bot = outbox.bot
+        self.target = target
+        self.limit = limit
+        self.label = label or str(target.chat_id)  # session key for log lines
+        self.first_text_at: float | None = None  # outbox clock, when text was first sent
+        self._text = ""
+        self._shown: dict[int, _Shown] = {}  # part index → message showing it
+        self._draft: tuple[int, str] | None = None  # (part index, text) of the live draft
+        self._draft_ids: dict[int, int] = {}
+        self._plain_parts: set[int] = set()  # parts Telegram refused to parse: send plain
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._text_shown = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._typing_task: asyncio.Task[None] | None = None
+        self._done = False
+
+    @property
+    def _group(self) -> bool:
+        return not self.target.private
+
+    # -- ReplyStream --
+
+    async def start(self) -> None:
+        if self._done or self._typing_task is not None:
+            return
+        if self.outbox.policy.typing_interval > 0:
+            self._typing_task = asyncio.get_running_loop().create_task(self._typing())
+
+    def append(self, text: str) -> None:
+        if self._done or not text:
+            return
+        self._text += text
+        if self._pump_task is None:
+            self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+        self._wake.set()
+
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        if self._done:
+            return
+        await self._close()
+        await self._finalize(text, buttons)
+
+    async def fail(self, notice: str) -> None:
+        if self._done:
+            return
+        shown = self._text.rstrip()
+        await self._close()
+        await self._finalize(f"{shown}\n\n{notice}" if shown.strip() else notice, None)
+
+    async def retract(self, notice: str) -> None:
+        if self._done:
+            return
+        await self._close()
+        notice_payload = Payload(notice.strip(), None, notice.strip())
+        keep: int | None = None
+        if self._group and self._shown:
+            # Replace the first message in place (it is the one quoting the question).
+            keep = min(self._shown)
+            await self._final_edit(keep, notice_payload, None)
+        for index in sorted(self._shown):
+            if index != keep:
+                await self._final_delete(index)
+        if keep is None:
+            # In a private chat the new message also ends the draft that showed the answer.
+            await self._final_send(0, notice_payload, None)
+
+    # -- interim updates --
+
+    async def _typing(self) -> None:
+        chat = self.target.chat_id
+        while not self._text_shown.is_set() and not self._closed.is_set():
+            if self.outbox.blocked_for(chat) <= 0:
+                try:
+                    await self.bot.send_chat_action(
+                        chat, ChatAction.TYPING, message_thread_id=self.target.thread_id
+                    )
+                except RetryAfter as exc:
+                    self.outbox.block(chat, exc)
+                except TelegramError as exc:
+                    log.debug("typing action failed session=%s: %s", self.label, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._text_shown.wait(), self.outbox.policy.typing_interval)
+
+    async def _pump(self) -> None:
+        """Shows the text as it grows: one platform call at a time, always the latest text."""
+        try:
+            while not self._closed.is_set():
+                await self._wake.wait()
+                self._wake.clear()
+                while not self._closed.is_set():
+                    action = self._next_action()
+                    if action is None:
+                        break
+                    # The first text of an answer is worth as much as its last: no pacing.
+                    delay = self.outbox.wait_time(
+                        self.target.chat_id,
+                        action.kind,
+                        group=self._group,
+                        interim=self.first_text_at is not None,
+                    )
+                    if delay > 0:
+                        await self._sleep(delay)
+                        continue  # the text may have grown meanwhile: decide again
+                    stamp = self.outbox.take(self.target.chat_id, action.kind, group=self._group)
+                    try:
+                        ok = await self._interim(action)
+                    finally:
+                        self.outbox.sent(stamp)
+                    if not ok:
+                        await self._sleep(1.0)  # a failure of ours: do not hammer the API
+        except Exception:
+            # The final text is still sent by finish(); only the live preview stops.
+            log.exception("interim updates stopped session=%s", self.label)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    def _interim_payload(self, part: str) -> Payload:
+        text = part.strip()
+        return Payload(text, None, text)
+
+    def _final_payload(self, part: str, index: int) -> Payload:
+        plain = part.strip()
+        rendered = render(part)
+        if not rendered.formatted or index in self._plain_parts:
+            text = rendered.text.strip() if index not in self._plain_parts else plain
+            return Payload(text, None, plain)
+        return Payload(rendered.html.strip(), ParseMode.HTML, plain)
+
+    def _next_action(self) -> _Action | None:
+        parts = split_message(self._text, self.limit)
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            if index == last:
+                payload = self._interim_payload(part)
+                if not payload.text:
+                    return None
+                if self.target.private:
+                    if self._draft == (index, payload.text):
+                        return None
+                    return _Action("draft", index, payload)
+            else:
+                # A part followed by more text is complete: show it in its final form now.
+                payload = self._final_payload(part, index)
+                if not payload.text:
+                    continue
+            shown = self._shown.get(index)
+            if shown is None:
+                return _Action("message", index, payload)
+            if shown.payload != payload:
+                return _Action("message", index, payload, edit=True)
+        return None
+
+    async def _interim(self, action: _Action) -> bool:
+        """One interim call; False when it failed in a way worth a pause."""
+        chat = self.target.chat_id
+        payload = action.payload
+        try:
+            self._mark_first_text()
+            if action.kind == "draft":
+                await self.bot.send_message_draft(
+                    chat,
+                    self._draft_id(action.index),
+                    payload.text,
+                    message_thread_id=self.target.thread_id,
+                    parse_mode=payload.parse_mode,
+                )
+                self._draft = (action.index, payload.text)
+            elif action.edit:
+                shown = self._shown[action.index]
+                await self.bot.edit_message_text(
+                    payload.text,
+                    chat_id=chat,
+                    message_id=shown.message_id,
+                    parse_mode=payload.parse_mode,
+                    link_preview_options=_NO_PREVIEW,
+                )
+                shown.payload = payload
+            else:
+                message = await self.bot.send_message(
+                    chat,
+                    payload.text,
+                    parse_mode=payload.parse_mode,
+                    message_thread_id=self.target.thread_id,
+                    reply_parameters=self._reply_parameters(action.index),
+                    link_preview_options=_NO_PREVIEW,
+                )
+                self._shown[action.index] = _Shown(message.message_id, payload)
+            self._text_shown.set()
+            return True
+        except RetryAfter as exc:
+            seconds = self.outbox.block(chat, exc)
+            log.info("flood wait chat=%s retry_after=%.0fs; coalescing", chat, seconds)
+            return True  # wait_time() now includes the block
+        except BadRequest as exc:
+            if _not_modified(exc) and action.edit:
+                self._shown[action.index].payload = payload
+                return True
+            if _is_parse_error(exc) and payload.parse_mode:
+                self._plain_parts.add(action.index)
+                return True
+            if _gone(exc) and action.edit:
+                del self._shown[action.index]  # someone deleted it: send a new one
+                return True
+            log.warning("interim update refused session=%s: %s", self.label, exc.message)
+            return False
+        except TelegramError as exc:
+            log.warning("interim update failed session=%s: %s", self.label, exc)
+            return False
+
+    def _mark_first_text(self) -> None:
+        if self.first_text_at is None:
+            self.first_text_at = self.outbox.clock()
+
+    def _draft_id(self, index: int) -> int:
+        if index not in self._draft_ids:
+            self._draft_ids[index] = self.outbox.next_draft_id()
+        return self._draft_ids[index]
+
+    def _reply_parameters(self, index: int) -> ReplyParameters | None:
+        if index != 0 or self._shown or self.target.reply_to is None:
+            return None
+        return ReplyParameters(self.target.reply_to, allow_sending_without_reply=True)
+
+    # -- the end of the answer --
+
+    async def _close(self) -> None:
+        """Stop the typing status and the interim updates (letting a call in flight finish)."""
+        self._done = True
+        self._closed.set()
+        self._wake.set()
+        if self._typing_task is not None:
+            self._typing_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._typing_task
+        if self._pump_task is not None:
+            await self._pump_task
+
+    async def _finalize(self, text: str, buttons: Sequence[Button] | None) -> None:
+        parts = split_message(text, self.limit)
+        wanted = {i: self._final_payload(p, i) for i, p in enumerate(parts)}
+        wanted = {i: p for i, p in wanted.items() if p.text}
+        markup = _keyboard(buttons)
+        last = max(wanted) if wanted else -1
+        for index in sorted(wanted):
+            payload = wanted[index]
+            keys = markup if index == last else None
+            shown = self._shown.get(index)
+            if shown is None:
+                await self._final_send(index, payload, keys)
+            elif shown.payload != payload or shown.markup or keys is not None:
+                await self._final_edit(index, payload, keys)
+        for index in sorted(set(self._shown) - set(wanted)):
+            await self._final_delete(index)  # the final answer is shorter than the preview
+
+    async def _final_send(
+        self, index: int, payload: Payload, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        chat = self.target.chat_id
+        attempt = payload
+        while True:
+            try:
+                self._mark_first_text()
+                reply = self._reply_parameters(index)
+                message = await self.outbox.final(
+                    chat,
+                    "message",
+                    self._group,
+                    partial(
+                        self.bot.send_message,
+                        chat,
+                        attempt.text,
+                        parse_mode=attempt.parse_mode,
+                        message_thread_id=self.target.thread_id,
+                        reply_parameters=reply,
+                        reply_markup=markup,
+                        link_preview_options=_NO_PREVIEW,
+                    ),
+                )
+                self._shown[index] = _Shown(message.message_id, attempt, markup is not None)
+                return
+            except BadRequest as exc:
+                if attempt.parse_mode and _is_parse_error(exc):
+                    log.warning("formatting refused session=%s: %s", self.label, exc.message)
+                    attempt = attempt.as_plain()
+                    continue
+                log.error("answer refused session=%s: %s", self.label, exc.message)
+                return
+            except TelegramError as exc:
+                log.error("answer not delivered session=%s: %s", self.label, exc)
+                return
+
+    async def _final_edit(
+        self, index: int, payload: Payload, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        chat = self.target.chat_id
+        shown = self._shown[index]
+        attempt = payload
+        while True:
+            if attempt == shown.payload and markup is None and not shown.markup:
+                return  # never send an edit that changes nothing
+            try:
+                await self.outbox.final(
+                    chat,
+                    "message",
+                    self._group,
+                    partial(
+                        self.bot.edit_message_text,
+                        attempt.text,
+                        chat_id=chat,
+                        message_id=shown.message_id,
+                        parse_mode=attempt.parse_mode,
+                        reply_markup=markup,
+                        link_preview_options=_NO_PREVIEW,
+                    ),
+                )
+            except BadRequest as exc:
+                if _not_modified(exc):
+                    pass
+                elif attempt.parse_mode and _is_parse_error(exc):
+                    log.warning("formatting refused session=%s: %s", self.label, exc.message)
+                    attempt = attempt.as_plain()
+                    continue
+                elif _gone(exc):
+                    del self._shown[index]
+                    await self._final_send(index, attempt, markup)
+                    return
+                else:
+                    log.error("final edit refused session=%s: %s", self.label, exc.message)
+                    return
+            except TelegramError as exc:
+                log.error("final edit failed session=%s: %s", self.label, exc)
+                return
+            self._shown[index] = replace(shown, payload=attempt, markup=markup is not None)
+            return
+
+    async def _final_delete(self, index: int) -> None:
+        shown = self._shown.pop(index)
+        chat = self.target.chat_id
+        try:
+            delete = partial(self.bot.delete_message, chat, shown.message_id)
+            await self.outbox.final(chat, "message", self._group, delete)
+        except TelegramError as exc:
+            log.warning("could not delete message session=%s: %s", self.label, exc)
+
+    # -- for tests and the benchmark --
+
+    @property
+    def shown_message_ids(self) -> list[int]:
+        return [self._shown[i].message_id for i in sorted(self._shown)]
+
+
+def _keyboard(buttons: Sequence[Button] | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    # callback_data is limited to 64 bytes; a longer payload cannot round-trip, so its button
+    # is left out rather than failing the whole answer.
+    rows = [
+        [InlineKeyboardButton(b.label, callback_data=b.payload)]
+        for b in buttons
+        if 0 < len(b.payload.encode()) <= 64
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None

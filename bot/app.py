@@ -1,0 +1,198 @@
+"""Composition root: settings → store, GLM client, manager; starts the configured channels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.commands import CommandRouter
+from bot.context import ContextWindow
+from bot.glm.breaker import Bulkhead, CircuitBreaker
+from bot.glm.client import GlmClient
+from bot.glm.guarded import GuardedGlm
+from bot.glm.offline import OfflineModel
+from bot.manager import ContentFilter, ConversationManager, ManagerConfig
+from bot.sessions.base import SessionStore
+from bot.sessions.memory import MemorySessionStore
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def redact_url(url: str) -> str:
+    """``redis://user:secret@host`` → ``redis://user:****@host`` (for logs and ``check``)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1****@", url)
+
+
+class SecretFilter(logging.Filter):
+    """Last line of defence: replace any configured secret that reaches a log record."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        cleaned = message
+        for secret in self.secrets:
+            cleaned = cleaned.replace(secret, "****")
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = [
+        settings.glm_api_key,
+        settings.telegram_bot_token,
+        settings.telegram_webhook_secret,
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+    ]
+    found = [v.get_secret_value() for v in values if v is not None]
+    if settings.redis_url:
+        match = re.search(r"://[^:/@]*:([^@/]+)@", settings.redis_url)
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter(secrets_of(settings)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # Library loggers print request URLs, and the Telegram Bot API puts the token in the URL.
+    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+@dataclass
+class App:
+    """Everything the running bot owns; ``close`` releases it in reverse order."""
+
+    settings: Settings
+    store: SessionStore
+    client: GlmClient
+    glm: GuardedGlm
+    manager: ConversationManager
+    offline_model: OfflineModel | None = None
+    content_filter: ContentFilter | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.close()
+        with contextlib.suppress(Exception):
+            await self.store.close()
+        if self.offline_model is not None:
+            with contextlib.suppress(Exception):
+                await self.offline_model.stop()
+
+
+async def build_store(settings: Settings) -> SessionStore:
+    if settings.redis_url:
+        from bot.sessions.redis import RedisSessionStore
+
+        return RedisSessionStore.from_url(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            ttl_seconds=settings.session_ttl_seconds,
+        )
+    return MemorySessionStore(
+        max_sessions=settings.memory_max_sessions, ttl_seconds=settings.session_ttl_seconds
+    )
+
+
+def build_filter(settings: Settings) -> ContentFilter | None:
+    try:
+        moderation = importlib.import_module("bot.moderation")
+    except ImportError:
+        return None
+    factory = getattr(moderation, "load_content_filter", None)
+    if factory is None:
+        return None
+    result: ContentFilter = factory(settings.banned_words_path, settings.allowed_words_path)
+    return result
+
+
+async def build_app(settings: Settings, *, admin_checks: dict[str, Any] | None = None) -> App:
+    offline: OfflineModel | None = None
+    base_url = settings.glm_base_url
+    api_key = settings.glm_api_key.get_secret_value() if settings.glm_api_key else ""
+    if settings.offline:
+        offline = OfflineModel()
+        base_url = await offline.start()
+        api_key = "offline"
+    client = GlmClient(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=settings.glm_max_retries,
+        max_connections=settings.glm_max_concurrency,
+    )
+    glm = GuardedGlm(
+        client,
+        model=settings.glm_model,
+        first_token_timeout=settings.glm_first_token_timeout,
+        stall_timeout=settings.glm_stall_timeout,
+        fallback_model=settings.glm_fallback_model,
+        thinking=settings.glm_thinking,
+        breaker=CircuitBreaker(),
+        bulkhead=Bulkhead(settings.glm_max_concurrency),
+    )
+    store = await build_store(settings)
+    config = ManagerConfig(
+        max_message_chars=settings.max_message_chars,
+        scope=settings.group_session_scope,
+        max_history=settings.session_max_history,
+        context_tokens=settings.glm_context_tokens,
+        offline=settings.offline,
+    )
+    content_filter = build_filter(settings)
+    commands = CommandRouter(store, scope=config.scope, admin_checks=admin_checks)
+    manager = ConversationManager(
+        store=store,
+        glm=glm,
+        config=config,
+        commands=commands,
+        content_filter=content_filter,
+        context=ContextWindow(config.context_tokens),
+    )
+    return App(settings, store, client, glm, manager, offline, content_filter)
+
+
+def configured_channels(settings: Settings) -> list[str]:
+    channels = []
+    if settings.telegram_enabled:
+        channels.append("telegram")
+    if settings.slack_enabled:
+        channels.append("slack")
+    return channels
+
+
+async def run_channels(settings: Settings, channels: list[str]) -> int:
+    """Start each configured platform adapter (imported lazily) and run until stopped."""
+    app = await build_app(settings)
+    try:
+        runners = []
+        for name in channels:
+            try:
+                module = importlib.import_module(f"adapters.{name}")
+            except ImportError as exc:
+                log.error("channel %s is configured but cannot be loaded: %s", name, exc)
+                return 2
+            runners.append(module.run(app))
+        await asyncio.gather(*runners)
+        return 0
+    finally:
+        await app.close()

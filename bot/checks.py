@@ -1,0 +1,98 @@
+"""``python -m bot check``: validate settings beyond their types and say what would run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.app import configured_channels, redact_url
+from bot.settings import Settings, mask_secret
+
+_TELEGRAM_TOKEN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,}$")
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def describe(settings: Settings) -> tuple[list[str], bool]:
+    """Lines to print and whether the settings are usable."""
+    errors: list[str] = []
+    lines: list[str] = []
+    if settings.offline:
+        lines.append("model: OFFLINE (no GLM_API_KEY) - the built-in offline model answers")
+    else:
+        lines.append(f"model: {settings.glm_model} at {settings.glm_base_url}")
+        lines.append(f"  GLM_API_KEY: {mask_secret(settings.glm_api_key)}")
+    lines.append(
+        f"  first-token deadline {settings.glm_first_token_timeout:g}s, "
+        f"stall timeout {settings.glm_stall_timeout:g}s, "
+        f"thinking {'on' if settings.glm_thinking else 'off'}, "
+        f"fallback model {settings.glm_fallback_model or 'none'}"
+    )
+    if settings.redis_url:
+        kind = "Redis Cluster" if settings.redis_cluster else "Redis"
+        lines.append(
+            f"sessions: {kind} at {redact_url(settings.redis_url)}, "
+            f"TTL {settings.session_ttl_days:g} days"
+        )
+    else:
+        lines.append(
+            f"sessions: in memory (lost on restart), TTL {settings.session_ttl_days:g} days"
+        )
+        if settings.redis_cluster:
+            errors.append("REDIS_CLUSTER is true but REDIS_URL is not set")
+
+    channels = configured_channels(settings)
+    if settings.telegram_bot_token is not None:
+        token = settings.telegram_bot_token.get_secret_value()
+        mode = (
+            "webhook " + settings.telegram_webhook_url
+            if settings.telegram_webhook_url
+            else "polling"
+        )
+        lines.append(
+            f"telegram: {mode}, token {mask_secret(settings.telegram_bot_token)}, "
+            f"API {settings.telegram_base_url}"
+        )
+        if not _TELEGRAM_TOKEN.match(token):
+            errors.append("TELEGRAM_BOT_TOKEN does not look like a bot token (digits:secret)")
+        if settings.telegram_webhook_url:
+            if not settings.telegram_webhook_url.startswith("https://"):
+                errors.append("TELEGRAM_WEBHOOK_URL must be an https:// URL")
+            secret = settings.telegram_webhook_secret
+            if secret is None:
+                errors.append("TELEGRAM_WEBHOOK_SECRET is required with TELEGRAM_WEBHOOK_URL")
+            elif not _WEBHOOK_SECRET.match(secret.get_secret_value()):
+                errors.append("TELEGRAM_WEBHOOK_SECRET: 1-256 characters of A-Z a-z 0-9 _ -")
+    if settings.slack_bot_token is not None:
+        token = settings.slack_bot_token.get_secret_value()
+        if settings.slack_app_token is not None:
+            mode = "Socket Mode"
+            if not settings.slack_app_token.get_secret_value().startswith("xapp-"):
+                errors.append("SLACK_APP_TOKEN must start with xapp-")
+        else:
+            mode = f"HTTP events on port {settings.slack_port} at /slack/events"
+            if settings.slack_signing_secret is None:
+                errors.append("SLACK_SIGNING_SECRET is required for HTTP events")
+        lines.append(
+            f"slack: {mode}, token {mask_secret(settings.slack_bot_token)}, "
+            f"API {settings.slack_api_url}"
+        )
+        if not token.startswith("xoxb-"):
+            errors.append("SLACK_BOT_TOKEN must be a bot token (xoxb-...)")
+    if not channels:
+        lines.append("channels: none configured - `run` starts the terminal chat")
+    else:
+        lines.append("channels: " + ", ".join(channels))
+
+    for name, path in (
+        ("BANNED_WORDS_PATH", settings.banned_words_path),
+        ("ALLOWED_WORDS_PATH", settings.allowed_words_path),
+    ):
+        if not Path(path).is_file():
+            errors.append(f"{name}: no such file: {path}")
+    lines.append(f"filter lists: {settings.banned_words_path}, {settings.allowed_words_path}")
+    lines.append(f"weather: {settings.weather_geocoding_url}, {settings.weather_forecast_url}")
+    lines.append(f"log level: {settings.log_level}")
+    for err in errors:
+        lines.append(f"ERROR: {err}")
+    lines.append("settings OK" if not errors else f"{len(errors)} error(s)")
+    return lines, not errors

@@ -1,0 +1,1 @@
+"""Slot-filling forms: declarative forms, a pure state machine, extractors, carry-over, stage."""

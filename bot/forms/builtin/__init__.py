@@ -1,0 +1,1 @@
+"""Forms shipped with the bot: weather (with carry-over) and the consultation intake example."""

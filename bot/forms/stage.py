@@ -1,0 +1,547 @@
+"""SlotFillingStage: the FormStage the manager calls — forms, interruptions, cancel, carry-over.
+
+Per message, in order: an idle form expires; "/cancel" / "취소" leaves a running form; a running
+form takes the answer (deterministic extractors, then the asked slot's parser, then the model
+via tool calling; a message that gives nothing is an interruption: the model answers and the
+question is asked again); otherwise a form's trigger starts it; otherwise a short follow-up
+re-runs the last completed form with one slot changed; otherwise, when a message only hints at
+a form, the model may call it as a tool. All state lives in ``session.form`` (the running form)
+and ``session.state`` (the last completed intent), which the manager saves: nothing is kept
+here, so sessions are isolated and survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.forms.carryover import CarryOver
+from bot.forms.extractors import (
+    Found,
+    Utterance,
+    has_cue,
+    has_hangul,
+    has_latin,
+    is_cancel,
+)
+from bot.forms.korean import KoreanAnalyzer
+from bot.forms.machine import (
+    Answer,
+    Ask,
+    Complete,
+    Confirm,
+    FormMachine,
+    FormState,
+    GiveUp,
+    NoProgress,
+    Step,
+)
+from bot.forms.messages import say
+from bot.forms.registry import FormRegistry
+from bot.forms.spec import Filled, Form, InvalidValue, ServiceUnavailable, SlotContext, pick
+from bot.forms.toolcall import ToolExtractor
+from bot.manager import FormReply
+from bot.sessions.base import Session
+from bot.turn import Turn
+
+log = logging.getLogger(__name__)
+
+# Nouns that say nothing about a slot value: a trigger message made only of these and of
+# what the extractors found needs no model ("오늘 날씨 어때?" just asks which city).
+_KO_FILLERS = frozenset(
+    {"날씨", "기온", "예보", "일기", "지금", "현재", "좀", "정보", "상황", "거", "것", "때"}
+    | {"쪽", "지역", "예약", "상담", "신청", "시간", "날짜", "혹시", "저", "나", "우리", "제"}
+)
+_EN_FILLERS = frozenset(
+    {"what", "what's", "whats", "is", "the", "weather", "like", "in", "for", "at", "please"}
+    | {"tell", "me", "how", "it", "today", "now", "will", "be", "going", "to", "show", "check"}
+    | {"give", "can", "you", "could", "would", "i", "want", "need", "know", "a", "an", "of"}
+    | {"forecast", "temperature", "there", "outside", "right", "current", "currently", "about"}
+    | {"book", "consultation", "appointment", "schedule", "make", "i'd", "get", "do"}
+)
+_WORD = re.compile(r"[A-Za-z][\w'.-]*")
+
+
+@dataclass(slots=True)
+class FormAnswer(FormReply):
+    """A form's final answer. ``brief``: facts the model may phrase the answer from.
+
+    Until the manager streams briefs, ``text`` (the offline template) is what users see; a
+    manager that does stream them appends ``pending_question`` after the model's phrasing.
+    """
+
+    brief: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageConfig:
+    """Tuning of the stage; the composition root fills it from the settings."""
+
+    idle_minutes: float = 30.0  # a form with no answer for this long is closed (FORM_IDLE_MINUTES)
+    carry_over_minutes: float = 30.0  # "부산은?" refers to the last form for this long
+    carry_over_gap: int = 2  # ... and across at most this many unrelated exchanges
+    timezone: str = "Asia/Seoul"  # the users' calendar: "오늘", "내일" (FORMS_TIMEZONE)
+    phrase_with_model: bool = True  # False offline: the offline model cannot phrase briefs
+    max_retries: int = 3  # unusable answers in a row before a form gives up
+    expiry_notice_hours: float = 24.0  # say a form expired only if it did so recently
+
+
+class SlotFillingStage:
+    """The manager's ``forms`` stage; see the module docstring for the order of things."""
+
+    # Commands the manager should hand to this stage instead of its command router.
+    commands = frozenset({"cancel", "취소"})
+
+    def __init__(
+        self,
+        registry: FormRegistry,
+        *,
+        analyzer: KoreanAnalyzer | None,
+        tools: ToolExtractor | None = None,
+        config: StageConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.analyzer = analyzer
+        self.tools = tools
+        self.config = config or StageConfig()
+        self.clock = clock  # wall clock: form deadlines are stored and outlive the process
+        self.tz = ZoneInfo(self.config.timezone)
+        self.machine = FormMachine(max_retries=self.config.max_retries)
+        self.carry = CarryOver()
+
+    # ---- the FormStage protocol ------------------------------------------------------------
+
+    async def handle(self, session: Session, turn: Turn, text: str, lang: str) -> FormReply | None:
+        ts = self.clock()
+        now = datetime.fromtimestamp(ts, self.tz)
+        state = FormState.from_dict(session.form) if session.form is not None else None
+        if session.form is not None and state is None:
+            log.warning("unreadable form state dropped session=%s", session.key)
+            session.form = None
+        notice: str | None = None
+        if state is not None and ts - state.updated_at > self.config.idle_minutes * 60:
+            form = self.registry.get(state.form)
+            session.form = None
+            if form is not None and ts - state.updated_at < self.config.expiry_notice_hours * 3600:
+                notice = say(
+                    "expired",
+                    lang,
+                    title=pick(form.title, lang),
+                    minutes=round(self.config.idle_minutes),
+                )
+            state = None
+        if is_cancel(text):
+            if state is not None:
+                session.form = None
+                form = self.registry.get(state.form)
+                lang = state.lang if text.startswith("/") else lang  # "/cancel" is no language
+                title = pick(form.title, lang) if form is not None else state.form
+                return FormReply(say("cancelled", lang, title=title))
+            if text.startswith("/"):
+                return FormReply(say("nothing_to_cancel", lang))
+        if state is not None:
+            running = self.registry.get(state.form)
+            if running is not None:
+                lang = lang if has_hangul(text) or has_latin(text) else state.lang
+                utt = Utterance(text, lang, now, self.analyzer)
+                return await self._continue(session, turn, running, state, utt, ts)
+            session.form = None  # the form was removed from the registry since
+        utt = Utterance(text, lang, now, self.analyzer)
+        reply = await self._fresh(session, turn, utt, ts)
+        if reply is None:
+            self._note_unrelated(session, utt)
+            if notice is not None:
+                return FormReply(None, pending_question=notice)
+        return reply
+
+    # ---- no form running -------------------------------------------------------------------
+
+    async def _fresh(
+        self, session: Session, turn: Turn, utt: Utterance, ts: float
+    ) -> FormReply | None:
+        for form in self.registry:
+            started = await self._triggered(session, turn, form, utt, ts)
+            if started is not None:
+                return started
+        followed = await self._follow_up(session, turn, utt, ts)
+        if followed is not None:
+            return followed
+        if self.tools is None:
+            return None
+        hinted = [form for form in self.registry if form.triggers.hinted(utt.text)]
+        if not hinted:
+            return None
+        fill = await self.tools.extract(hinted, utt, session_key=session.key)
+        if fill is None:
+            return None
+        values = self._from_arguments(fill.form, fill.arguments, utt)
+        try:
+            answer = await self._resolve(fill.form, utt, values)
+        except ServiceUnavailable as down:
+            return FormReply(down.text(utt.lang))
+        return await self._start(session, turn, fill.form, utt, answer, ts)
+
+    async def _triggered(
+        self, session: Session, turn: Turn, form: Form, utt: Utterance, ts: float
+    ) -> FormReply | None:
+        spans = form.triggers.spans(utt.text)
+        if not spans:
+            return None
+        found = self._extract(form, utt)
+        if not self._fires(form, utt, found, spans):
+            return None
+        try:
+            answer = await self._resolve(form, utt, {name: f.value for name, f in found.items()})
+            missing = [s for s in form.slots if s.required and s.name not in answer.values]
+            if missing and (answer.rejected or self._residue(utt, found, spans)):
+                # Something in the message may be a value the rules do not know ("에펠탑 있는
+                # 도시 날씨"): ask the model; what the rules found stays.
+                answer = await self._consult(session, form, utt, answer, pending=None)
+        except ServiceUnavailable as down:
+            return FormReply(down.text(utt.lang))
+        return await self._start(session, turn, form, utt, answer, ts)
+
+    async def _start(
+        self, session: Session, turn: Turn, form: Form, utt: Utterance, answer: Answer, ts: float
+    ) -> FormReply:
+        state, step = self.machine.start(form, answer, now=utt.now, lang=utt.lang, ts=ts)
+        reply = await self._after(session, turn, form, state, step, utt, ts)
+        if isinstance(step, Ask | Confirm) and reply.text is not None and _long_form(form):
+            reply.text = f"{reply.text}\n{say('cancel_hint', utt.lang)}"
+        return reply
+
+    async def _consult(
+        self, session: Session, form: Form, utt: Utterance, answer: Answer, pending: str | None
+    ) -> Answer:
+        """Add the model's values (tool calling) for the slots the rules left without one."""
+        if self.tools is None:
+            return answer
+        fill = await self.tools.extract([form], utt, pending=pending, session_key=session.key)
+        if fill is None:
+            return answer
+        extra = {
+            name: value
+            for name, value in self._from_arguments(form, fill.arguments, utt).items()
+            if name not in answer.values
+        }
+        more = await self._resolve(form, utt, extra)
+        if not more.values:
+            return answer
+        # Where the model found nothing usable either, the reason given is about the user's
+        # own words, not the model's.
+        kept = {k: v for k, v in answer.rejected.items() if k not in more.values}
+        return Answer({**answer.values, **more.values}, answer.text, {**more.rejected, **kept})
+
+    # ---- a form is running -----------------------------------------------------------------
+
+    async def _continue(
+        self,
+        session: Session,
+        turn: Turn,
+        form: Form,
+        state: FormState,
+        utt: Utterance,
+        ts: float,
+    ) -> FormReply | None:
+        found = self._extract(form, utt)
+        values: dict[str, Any] = {name: f.value for name, f in found.items()}
+        if not values:
+            if self._fires(form, utt, {}, form.triggers.spans(utt.text)):
+                # Asked again for what is already running ("상담 예약하고 싶어요" twice).
+                state.updated_at = ts
+                session.form = state.to_dict()
+                return FormReply(self.machine.pending(form, state, utt.now))
+            other = await self._other_form(session, turn, form, state, utt, ts)
+            if other is not None:
+                return other
+        asking = state.asking
+        if asking is not None and form.has_slot(asking) and asking not in values:
+            slot = form.slot(asking)
+            rest = _remainder(utt.text, list(found.values()))
+            if slot.parse is not None and rest:
+                parsed = slot.parse(rest, utt)
+                if parsed is not None:
+                    values[asking] = parsed
+        if asking is not None and asking not in values and values and self._residue(utt, found, []):
+            # "오늘 기분이 좋아" while the city is asked: the date it names is incidental, the
+            # message is about something else (the model, asked below, may still say otherwise).
+            values = {}
+        state.lang = utt.lang
+        pending = self.machine.pending(form, state, utt.now)
+        try:
+            answer = await self._resolve(form, utt, values)
+            if not answer.values and answer.rejected:
+                # The rules took the answer for a name the resolver does not know ("프랑스
+                # 수도"): the model may understand it better.
+                answer = await self._consult(session, form, utt, answer, pending)
+            step = self.machine.advance(form, state, answer, now=utt.now, ts=ts)
+            if isinstance(step, NoProgress) and not values:
+                answer = await self._consult(session, form, utt, answer, pending)
+                if answer.values:
+                    step = self.machine.advance(form, state, answer, now=utt.now, ts=ts)
+        except ServiceUnavailable as down:
+            state.updated_at = ts
+            session.form = state.to_dict()
+            return FormReply(f"{down.text(utt.lang)}\n{pending}")
+        if isinstance(step, NoProgress):
+            # An interruption: the model answers it, then the question comes again.
+            session.form = state.to_dict()
+            return FormReply(None, pending_question=step.question)
+        return await self._after(session, turn, form, state, step, utt, ts)
+
+    async def _other_form(
+        self,
+        session: Session,
+        turn: Turn,
+        current: Form,
+        state: FormState,
+        utt: Utterance,
+        ts: float,
+    ) -> FormReply | None:
+        """Another form's request in the middle of this one ("서울 날씨 알려줘" while booking).
+
+        A short form (one question, no confirmation) is simply replaced by the new request.
+        Inside a long one, the request is answered on the spot when it needs no questions (the
+        running form then asks again); otherwise the user is told to finish or cancel first:
+        the model must not make up an answer it has no data for.
+        """
+        for form in self.registry:
+            if form is current or not form.triggers.spans(utt.text):
+                continue
+            found = self._extract(form, utt)
+            if not self._fires(form, utt, found, form.triggers.spans(utt.text)):
+                continue
+            if not _long_form(current):
+                session.form = None
+                return await self._triggered(session, turn, form, utt, ts)
+            state.updated_at = ts
+            session.form = state.to_dict()
+            pending = self.machine.pending(current, state, utt.now)
+            values = {name: f.value for name, f in found.items()}
+            try:
+                answer = await self._resolve(form, utt, values)
+            except ServiceUnavailable as down:
+                return FormReply(f"{down.text(utt.lang)}\n\n{pending}")
+            _, step = self.machine.start(form, answer, now=utt.now, lang=utt.lang, ts=ts)
+            if isinstance(step, Complete) and not form.confirm:
+                done = (await self._run_handler(session, turn, form, step.values, utt, ts)).answer
+                done.text = f"{done.text}\n\n{pending}"
+                done.pending_question = pending  # for a manager that phrases ``brief``
+                return done
+            busy = say("busy", utt.lang, title=pick(current.title, utt.lang))
+            return FormReply(f"{busy}\n{pending}")
+        return None
+
+    # ---- follow-ups ------------------------------------------------------------------------
+
+    async def _follow_up(
+        self, session: Session, turn: Turn, utt: Utterance, ts: float
+    ) -> FormReply | None:
+        last = session.state
+        form = self.registry.get(str(last.get("intent"))) if last else None
+        if form is None or not form.carry_over:
+            return None
+        if (
+            ts - float(last.get("at") or 0) > self.config.carry_over_minutes * 60
+            or int(last.get("gap") or 0) > self.config.carry_over_gap
+            or last.get("topic_changed")
+        ):
+            return None
+        changes = self.carry.detect(form, utt)
+        if not changes:
+            return None
+        try:
+            answer = await self._resolve(form, utt, changes)
+        except ServiceUnavailable as down:
+            return FormReply(down.text(utt.lang))
+        if answer.rejected:
+            return None  # "민수는?": not a place after all, so not a follow-up
+        kept = self._still_valid(form, last.get("values"), changes, utt)
+        merged = Answer({**kept, **answer.values}, utt.text)
+        state, step = self.machine.start(form, merged, now=utt.now, lang=utt.lang, ts=ts)
+        return await self._after(session, turn, form, state, step, utt, ts)
+
+    def _still_valid(
+        self, form: Form, values: object, changes: Mapping[str, Any], utt: Utterance
+    ) -> dict[str, Any]:
+        """The remembered values that still hold (yesterday's "today" falls back to default)."""
+        kept: dict[str, Any] = {}
+        if not isinstance(values, dict):
+            return kept
+        for slot in form.slots:
+            if slot.name in changes or slot.name not in values:
+                continue
+            try:
+                kept[slot.name] = slot.check(values[slot.name], SlotContext(utt.now, kept))
+            except InvalidValue:
+                continue
+        return kept
+
+    def _note_unrelated(self, session: Session, utt: Utterance) -> None:
+        # The manager saves this with the model's answer: "부산은?" two questions later is
+        # probably about something else.
+        last = session.state
+        if not last or "intent" not in last:
+            return
+        last["gap"] = int(last.get("gap") or 0) + 1
+        if has_cue(utt.text):
+            last["topic_changed"] = True
+
+    # ---- shared steps ----------------------------------------------------------------------
+
+    async def _after(
+        self,
+        session: Session,
+        turn: Turn,
+        form: Form,
+        state: FormState,
+        step: Step,
+        utt: Utterance,
+        ts: float,
+    ) -> FormReply:
+        if isinstance(step, Ask | Confirm):
+            session.form = state.to_dict()
+            return FormReply(step.text)
+        if isinstance(step, GiveUp):
+            session.form = None
+            return FormReply(step.text)
+        if isinstance(step, Complete):
+            reply = await self._run_handler(session, turn, form, step.values, utt, ts)
+            if reply.keep:
+                self.machine.reopen(form, state)
+                session.form = state.to_dict()
+            else:
+                session.form = None
+            return reply.answer
+        # NoProgress cannot come from ``start``; from ``advance`` the caller handles it.
+        session.form = state.to_dict()
+        return FormReply(None, pending_question=step.question)
+
+    async def _run_handler(
+        self,
+        session: Session,
+        turn: Turn,
+        form: Form,
+        values: Mapping[str, Any],
+        utt: Utterance,
+        ts: float,
+    ) -> _Handled:
+        filled = Filled(form, dict(values), utt.lang, utt.now, turn, session.key)
+        try:
+            result = await form.handler(filled)
+        except Exception:
+            log.exception("form handler failed form=%s session=%s", form.name, session.key)
+            text = say("handler_failed", utt.lang, title=pick(form.title, utt.lang))
+            return _Handled(FormReply(text), keep=False)
+        if not result.keep_form:
+            session.state = {
+                "intent": form.name,
+                "values": dict(result.values if result.values is not None else values),
+                "at": ts,
+                "gap": 0,
+                "lang": utt.lang,
+            }
+        brief = result.brief if self.config.phrase_with_model else None
+        return _Handled(FormAnswer(result.text, brief=brief), keep=result.keep_form)
+
+    def _fires(
+        self, form: Form, utt: Utterance, found: Mapping[str, Found], spans: list[tuple[int, int]]
+    ) -> bool:
+        """The trigger starts the form: named together with a required value ("대구 날씨"), or
+        with nothing else ("날씨", "내일 날씨"), or in a question or request ("날씨 알려줘");
+        not in small talk ("날씨가 좋네", "오늘 날씨 진짜 덥다")."""
+        required = any(form.slot(name).required for name in found)
+        taken = [Found(None, s, e) for s, e in spans] + list(found.values())
+        only = _remainder(utt.text, taken).strip(" ?!.~") in ("", "요", "는", "은", "는요")
+        return form.triggers.fire(utt.text, has_value=required or only)
+
+    def _extract(self, form: Form, utt: Utterance) -> dict[str, Found]:
+        found: dict[str, Found] = {}
+        for slot in form.slots:
+            hit = slot.find(utt)
+            if hit is not None:
+                found[slot.name] = hit
+        return found
+
+    def _from_arguments(
+        self, form: Form, arguments: Mapping[str, str], utt: Utterance
+    ) -> dict[str, Any]:
+        """A tool call's string arguments as slot values, through the same extractors."""
+        values: dict[str, Any] = {}
+        for name, raw in arguments.items():
+            slot = form.slot(name)
+            hit = slot.find(utt.derive(raw))
+            if hit is not None:
+                values[name] = hit.value
+            elif slot.parse is not None:
+                parsed = slot.parse(raw, utt.derive(raw))
+                if parsed is not None:
+                    values[name] = parsed
+            else:
+                values[name] = raw
+        return values
+
+    async def _resolve(self, form: Form, utt: Utterance, values: Mapping[str, Any]) -> Answer:
+        resolved: dict[str, Any] = {}
+        rejected: dict[str, InvalidValue] = {}
+        for name, value in values.items():
+            slot = form.slot(name)
+            if slot.resolve is None:
+                resolved[name] = value
+                continue
+            try:
+                resolved[name] = await slot.resolve(value, utt.lang)
+            except InvalidValue as invalid:
+                rejected[name] = invalid
+        return Answer(resolved, utt.text, rejected)
+
+    def _residue(
+        self, utt: Utterance, found: Mapping[str, Found], spans: list[tuple[int, int]]
+    ) -> bool:
+        """Words left that neither the extractors nor the trigger explain."""
+        covered = [(f.start, f.end) for f in found.values()] + spans
+
+        def inside(start: int, end: int) -> bool:
+            return any(s <= start and end <= e for s, e in covered)
+
+        tokens = utt.tokens()
+        if tokens:
+            return any(
+                t.tag in ("NNG", "NNP", "SL", "SH", "XR")
+                and t.form not in _KO_FILLERS
+                and not inside(t.start, t.end)
+                for t in tokens
+            )
+        return any(
+            w.group().lower() not in _EN_FILLERS and not inside(*w.span())
+            for w in _WORD.finditer(utt.text)
+        )
+
+
+@dataclass(slots=True)
+class _Handled:
+    answer: FormReply
+    keep: bool
+
+
+def _long_form(form: Form) -> bool:
+    return form.confirm or sum(1 for s in form.slots if s.required) > 1
+
+
+def _remainder(text: str, found: list[Found]) -> str:
+    """The message without what extractors took from it (the rest may answer the question)."""
+    pieces = []
+    cursor = 0
+    for f in sorted(found, key=lambda f: f.start):
+        if f.start >= cursor:
+            pieces.append(text[cursor : f.start])
+        cursor = max(cursor, f.end)
+    pieces.append(text[cursor:])
+    return " ".join(" ".join(pieces).split()).strip(" ,.!~")

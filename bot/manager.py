@@ -1,0 +1,317 @@
+"""ConversationManager: takes each Turn through its stages and streams the answer back."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.commands import CommandRouter, parse_command
+from bot.context import ContextWindow
+from bot.glm.errors import GlmAuthError, GlmContextTooLong, GlmUnavailable, GlmUnsafeInput
+from bot.glm.guarded import Answer, GuardedGlm, Outcome
+from bot.i18n import detect_language, t
+from bot.reply import ReplyStream
+from bot.sessions.base import LockTimeout, Message, Session, SessionStore, SessionStoreError
+from bot.turn import SessionKey, SessionScope, Turn
+
+log = logging.getLogger(__name__)
+
+
+class TurnResult(enum.StrEnum):
+    """What the manager did with a turn (for adapters, logs and tests)."""
+
+    DUPLICATE = "duplicate"
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    COMMAND = "command"
+    BLOCKED = "blocked"
+    FORM = "form"
+    ANSWERED = "answered"
+    PARTIAL = "partial"  # answered, but the stream ended early (stall, break, length)
+    RETRACTED = "retracted"
+    FALLBACK = "fallback"
+    STORE_ERROR = "store_error"
+    BUSY = "busy"
+
+
+# ---- seams filled by later stages (content filter, forms) -------------------------------
+
+
+class FilterMatch(Protocol):
+    @property
+    def entry_id(self) -> int: ...
+
+
+class FilterVerdict(Protocol):
+    @property
+    def blocked(self) -> bool: ...
+    @property
+    def matches(self) -> tuple[FilterMatch, ...]: ...
+
+
+class StreamMasker(Protocol):
+    def feed(self, chunk: str) -> str: ...
+    def flush(self) -> str: ...
+
+
+class ContentFilter(Protocol):
+    """The word filter: blocks bad input, masks bad words in the streamed answer."""
+
+    def check(self, text: str) -> FilterVerdict: ...
+    def masker(self) -> StreamMasker: ...
+
+
+@dataclass(slots=True)
+class FormReply:
+    """A form stage's answer: text to show, or ``None`` text to let the model answer."""
+
+    text: str | None
+    pending_question: str | None = None  # asked again after the model's answer
+
+
+class FormStage(Protocol):
+    """Slot-filling forms; mutates ``session`` (saved by the manager) and may answer itself."""
+
+    async def handle(
+        self, session: Session, turn: Turn, text: str, lang: str
+    ) -> FormReply | None: ...
+
+
+# -------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ManagerConfig:
+    max_message_chars: int = 4000
+    scope: SessionScope = SessionScope.USER
+    max_history: int = 200
+    context_tokens: int = 12_000
+    dedupe_ttl_seconds: int = 86_400
+    system_prompt: str = (
+        "You are a helpful assistant chatting with people on {platform}. "
+        "Answer in the language of the user's last message ({language}). "
+        "Be clear and concise; use Markdown sparingly."
+    )
+    offline: bool = False
+
+
+@dataclass(slots=True)
+class TurnTimings:
+    """Loop-clock marks of one turn, for the benchmarks."""
+
+    received: float = 0.0
+    request_sent: float = 0.0
+    first_token: float | None = None
+    finished: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class ConversationManager:
+    """The platform-neutral pipeline; see ARCHITECTURE.md for the stages."""
+
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        glm: GuardedGlm,
+        config: ManagerConfig | None = None,
+        commands: CommandRouter | None = None,
+        content_filter: ContentFilter | None = None,
+        forms: FormStage | None = None,
+        context: ContextWindow | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.store = store
+        self.glm = glm
+        self.config = config or ManagerConfig()
+        self.commands = commands or CommandRouter(store, scope=self.config.scope)
+        self.content_filter = content_filter
+        self.forms = forms
+        self.context = context or ContextWindow(self.config.context_tokens)
+        self.clock = clock
+        self.last_timings = TurnTimings()
+
+    async def handle(self, turn: Turn, reply: ReplyStream) -> TurnResult:
+        """Answer one turn; every failure ends in something the user can read."""
+        timings = TurnTimings(received=self.clock())
+        self.last_timings = timings
+        lang = detect_language(turn.text, turn.language)
+        if turn.delivery_id and not await self._first_delivery(turn):
+            log.info("duplicate delivery %s:%s ignored", turn.platform, turn.delivery_id)
+            return TurnResult.DUPLICATE
+        text = turn.text.strip()
+        if not text:
+            await reply.finish(t("empty", lang))
+            return TurnResult.EMPTY
+        command = parse_command(text)
+        if command is not None:
+            try:
+                answer = await self.commands.run(command, turn, lang)
+            except SessionStoreError as exc:
+                log.error("store error in command session=%s: %s", turn.session_key(), exc)
+                await reply.fail(t("store_down", lang))
+                return TurnResult.STORE_ERROR
+            await reply.finish(answer)
+            return TurnResult.COMMAND
+        if len(text) > self.config.max_message_chars:
+            await reply.finish(
+                t("too_long", lang, length=len(text), limit=self.config.max_message_chars)
+            )
+            return TurnResult.TOO_LONG
+        if self.content_filter is not None:
+            verdict = self.content_filter.check(text)
+            if verdict.blocked:
+                ids = ",".join(str(m.entry_id) for m in verdict.matches)
+                log.info(
+                    "input blocked session=%s entries=%s", turn.session_key(self.config.scope), ids
+                )
+                await reply.finish(t("input_blocked", lang))
+                return TurnResult.BLOCKED
+
+        key = turn.session_key(self.config.scope)
+        try:
+            async with self.store.lock(key):
+                return await self._locked_turn(turn, key, text, lang, reply, timings)
+        except LockTimeout:
+            log.warning("session busy session=%s", key)
+            await reply.fail(t("busy_session", lang))
+            return TurnResult.BUSY
+        except SessionStoreError as exc:
+            log.error("store error session=%s: %s", key, exc)
+            await reply.fail(t("store_down", lang))
+            return TurnResult.STORE_ERROR
+
+    async def _first_delivery(self, turn: Turn) -> bool:
+        try:
+            return await self.store.claim_delivery(
+                f"{turn.platform}:{turn.team_id}:{turn.delivery_id}", self.config.dedupe_ttl_seconds
+            )
+        except SessionStoreError as exc:
+            # Better to risk answering a re-delivery twice than to drop a message.
+            log.warning("dedupe unavailable, answering anyway: %s", exc)
+            return True
+
+    async def _locked_turn(
+        self,
+        turn: Turn,
+        key: SessionKey,
+        text: str,
+        lang: str,
+        reply: ReplyStream,
+        timings: TurnTimings,
+    ) -> TurnResult:
+        session = await self.store.load(key)
+        pending: str | None = None
+        if self.forms is not None:
+            form_reply = await self.forms.handle(session, turn, text, lang)
+            if form_reply is not None and form_reply.text is not None:
+                self._remember(session, turn, lang, text, form_reply.text)
+                await self.store.save(session)
+                await reply.finish(form_reply.text)
+                return TurnResult.FORM
+            if form_reply is not None:
+                pending = form_reply.pending_question
+
+        system = self.config.system_prompt.format(
+            platform=turn.platform, language="Korean" if lang == "ko" else "English"
+        )
+        messages = self.context.build(session, text, system_prompt=system)
+        request = self.glm.request(messages, user_id=str(key))
+        await reply.start()
+
+        masker = self.content_filter.masker() if self.content_filter is not None else None
+        shown: list[str] = []
+
+        def on_text(chunk: str) -> None:
+            if timings.first_token is None:
+                timings.first_token = self.clock()
+            if masker is not None:
+                chunk = masker.feed(chunk)
+                if not chunk:
+                    return
+            shown.append(chunk)
+            reply.append(chunk)
+
+        timings.request_sent = self.clock()
+        answer = await self.glm.stream_answer(request, on_text)
+        if masker is not None:
+            rest = masker.flush()
+            if rest:
+                shown.append(rest)
+                reply.append(rest)
+        if answer.usage is not None and answer.usage.prompt_tokens:
+            self.context.estimator.calibrate(messages, answer.usage.prompt_tokens)
+        result = await self._finish(answer, "".join(shown), lang, reply, key, pending)
+        if result in (TurnResult.ANSWERED, TurnResult.PARTIAL):
+            self._remember(session, turn, lang, text, "".join(shown))
+            try:
+                await self.store.save(session)
+            except SessionStoreError as exc:
+                # The user already has the answer; only the memory of it is lost.
+                log.error("save failed session=%s: %s", key, exc)
+        timings.finished = self.clock()
+        return result
+
+    async def _finish(
+        self,
+        answer: Answer,
+        shown: str,
+        lang: str,
+        reply: ReplyStream,
+        key: SessionKey,
+        pending: str | None,
+    ) -> TurnResult:
+        outcome = answer.outcome
+        suffix = f"\n\n{pending}" if pending else ""
+        if outcome is Outcome.COMPLETE:
+            await reply.finish(shown + suffix)
+            return TurnResult.ANSWERED
+        if outcome is Outcome.SENSITIVE:
+            log.warning("answer retracted (provider: sensitive) session=%s", key)
+            await reply.retract(t("retracted", lang))
+            return TurnResult.RETRACTED
+        notice = {
+            Outcome.TRUNCATED: "notice_truncated",
+            Outcome.STALLED: "notice_stalled",
+            Outcome.INTERRUPTED: "notice_interrupted",
+        }.get(outcome)
+        if notice is not None and shown:
+            await reply.finish(f"{shown}\n\n{t(notice, lang)}{suffix}")
+            return TurnResult.PARTIAL
+        await reply.fail(self._fallback_text(answer, lang, key) + suffix)
+        return TurnResult.FALLBACK
+
+    def _fallback_text(self, answer: Answer, lang: str, key: SessionKey) -> str:
+        err = answer.error
+        if isinstance(err, GlmAuthError):
+            log.error("GLM API key was rejected (code=%s) session=%s", err.code or "-", key)
+        elif err is not None:
+            log.error("no answer session=%s error=%s", key, err)
+        else:
+            log.error("no answer session=%s outcome=%s", key, answer.outcome.value)
+        if answer.outcome is Outcome.TIMEOUT:
+            return t("fallback_timeout", lang)
+        if isinstance(err, GlmUnsafeInput):
+            return t("fallback_unsafe", lang)
+        if isinstance(err, GlmContextTooLong):
+            return t("fallback_too_long", lang)
+        if isinstance(err, GlmUnavailable) and answer.outcome is Outcome.FAILED:
+            return t("fallback_busy", lang)
+        return t("fallback_unavailable", lang)
+
+    def _remember(self, session: Session, turn: Turn, lang: str, text: str, answer: str) -> None:
+        now = time.time()
+        session.history.append(Message("user", text, now))
+        session.history.append(Message("assistant", answer, now))
+        overflow = len(session.history) - self.config.max_history
+        if overflow > 0:
+            del session.history[:overflow]
+        session.meta["language"] = lang
+        if turn.user_name:
+            session.meta["user_name"] = turn.user_name
+        session.meta["turns"] = int(session.meta.get("turns", 0)) + 1
+        session.updated_at = now

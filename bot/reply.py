@@ -1,0 +1,44 @@
+"""ReplyStream: how an adapter shows a growing answer on its platform."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A quick-reply button shown under the final answer."""
+
+    label: str
+    payload: str
+
+
+class ReplyStream(ABC):
+    """The outbound side of one turn.
+
+    The manager calls ``start`` once, ``append`` per chunk of visible text, and then exactly one
+    of ``finish``, ``fail`` or ``retract``. ``append`` is synchronous and must never block the
+    token loop: adapters coalesce chunks and schedule platform calls on their own.
+    """
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Show that an answer is coming (typing indicator, placeholder)."""
+
+    @abstractmethod
+    def append(self, text: str) -> None:
+        """Add a chunk of visible answer text; never blocks."""
+
+    @abstractmethod
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        """Show the complete final answer ``text`` (the whole text, not a suffix)."""
+
+    @abstractmethod
+    async def fail(self, notice: str) -> None:
+        """No answer could be given: show ``notice`` (keeping any text already shown)."""
+
+    @abstractmethod
+    async def retract(self, notice: str) -> None:
+        """Withdraw what was shown and replace it with ``notice`` (a blocked answer)."""

@@ -1,0 +1,133 @@
+"""Settings from the environment and `.env`: the contract in ARCHITECTURE.md, plus tuning knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.turn import SessionScope
+
+DATA_DIR = Path(__file__).parent / "data"
+
+IdList = Annotated[frozenset[str], NoDecode]
+
+
+def _split_ids(value: object) -> frozenset[str]:
+    if value is None or value == "":
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return frozenset(str(v).strip() for v in value if str(v).strip())
+    raise ValueError("expected a comma-separated list of ids")
+
+
+class Settings(BaseSettings):
+    """Every variable the bot reads. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `VAR=` in .env means "use the default", as .env.example shows
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- contract (ARCHITECTURE.md) ---
+    glm_api_key: SecretStr | None = None
+    glm_base_url: str = "https://api.z.ai/api/paas/v4"
+    glm_model: str = "glm-4.5"
+    glm_first_token_timeout: float = Field(8.0, gt=0, le=120)
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    session_ttl_days: float = Field(30, gt=0, le=3650)
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_admin_ids: IdList = frozenset()
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_port: int = Field(3000, ge=1, le=65535)
+    slack_admin_user_ids: IdList = frozenset()
+    banned_words_path: Path = DATA_DIR / "banned_words.txt"
+    allowed_words_path: Path = DATA_DIR / "allowed_words.txt"
+    weather_geocoding_url: str = "https://geocoding-api.open-meteo.com/v1"
+    weather_forecast_url: str = "https://api.open-meteo.com/v1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # --- tuning (documented in README and .env.example; defaults are what a user expects) ---
+    glm_thinking: bool = False
+    glm_fallback_model: str | None = None
+    glm_stall_timeout: float = Field(30.0, gt=0, le=600)
+    glm_max_concurrency: int = Field(100, ge=1, le=10_000)
+    glm_max_retries: int = Field(3, ge=0, le=10)
+    glm_context_tokens: int = Field(12_000, ge=500, le=120_000)
+    max_message_chars: int = Field(4000, ge=1, le=100_000)
+    group_session_scope: SessionScope = SessionScope.USER
+    session_max_history: int = Field(200, ge=2, le=10_000)
+    memory_max_sessions: int = Field(10_000, ge=1, le=10_000_000)
+
+    @field_validator("telegram_admin_ids", "slack_admin_user_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> frozenset[str]:
+        return _split_ids(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "glm_base_url",
+        "telegram_base_url",
+        "slack_api_url",
+        "weather_geocoding_url",
+        "weather_forecast_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def offline(self) -> bool:
+        """No API key: answers come from the built-in offline model."""
+        return self.glm_api_key is None or not self.glm_api_key.get_secret_value().strip()
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def session_ttl_seconds(self) -> int:
+        return int(self.session_ttl_days * 86_400)
+
+
+def mask_secret(secret: SecretStr | None) -> str:
+    """Show that a secret is set without revealing it (last 2 chars at most)."""
+    if secret is None:
+        return "unset"
+    value = secret.get_secret_value()
+    if len(value) < 12:
+        return "set (****)"
+    return f"set (****{value[-2:]})"

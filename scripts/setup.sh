@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the bot into it; with --dev also the test tools and redis-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    apt_install python3-venv
+    "$PYTHON" -m venv .venv
+  fi
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+if [ "${1:-}" = "--dev" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  command -v redis-server >/dev/null || apt_install redis-server
+else
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi

@@ -1,0 +1,147 @@
+"""Shared pieces of the forms tests: one Kiwi per test process, a settable clock, builders."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.forms.builtin.intake import SessionSubmissionStore, SubmissionStore
+from bot.forms.builtin.weather import OpenMeteoClient, WeatherSource
+from bot.forms.extractors import CityGazetteer, Utterance
+from bot.forms.korean import KoreanAnalyzer
+from bot.forms.registry import FormDeps, FormRegistry, build_registry
+from bot.forms.stage import SlotFillingStage, StageConfig
+from bot.forms.toolcall import ToolExtractor
+from bot.glm.client import GlmClient
+from bot.manager import ConversationManager, TurnResult
+from bot.sessions.base import SessionStore
+from bot.sessions.memory import MemorySessionStore
+from tests.bot.helpers import RecordingReply, make_manager, turn
+from tests.fakes.glm import FakeGlm, RecordedRequest
+from tests.fakes.weather import FakeOpenMeteo
+
+SEOUL = ZoneInfo("Asia/Seoul")
+# Friday 13 June 2025, 10:00 in Seoul: every date in the tests is relative to this.
+NOW = datetime(2025, 6, 13, 10, 0, tzinfo=SEOUL)
+
+
+@functools.cache
+def gazetteer() -> CityGazetteer:
+    return CityGazetteer.load()
+
+
+@functools.cache
+def korean() -> KoreanAnalyzer:
+    # Kiwi takes seconds to load: once per test process, as the bot does once at start-up.
+    return KoreanAnalyzer(proper_nouns=gazetteer().korean_names())
+
+
+def utt(text: str, lang: str = "", now: datetime = NOW) -> Utterance:
+    if not lang:
+        lang = "en" if text.isascii() else "ko"
+    return Utterance(text, lang, now, korean())
+
+
+@dataclass
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    now: float = NOW.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += minutes * 60
+
+
+def registry(weather: WeatherSource, submissions: SubmissionStore) -> FormRegistry:
+    return build_registry(FormDeps(gazetteer(), weather, submissions))
+
+
+def open_meteo(base_url: str) -> OpenMeteoClient:
+    return OpenMeteoClient(geocoding_url=base_url, forecast_url=base_url, timeout=2.0)
+
+
+def stage(
+    weather: WeatherSource,
+    store: SessionStore,
+    *,
+    clock: Clock | None = None,
+    glm: GlmClient | None = None,
+    config: StageConfig | None = None,
+) -> SlotFillingStage:
+    tools = ToolExtractor(glm, model="glm-4.5", timeout=2.0) if glm is not None else None
+    return SlotFillingStage(
+        registry(weather, SessionSubmissionStore(store)),
+        analyzer=korean(),
+        tools=tools,
+        config=config,
+        clock=clock or Clock(),
+    )
+
+
+@dataclass
+class Rig:
+    """A manager with the forms stage, the GLM fake and the Open-Meteo fake, all on loopback."""
+
+    manager: ConversationManager
+    stage: SlotFillingStage
+    glm: FakeGlm
+    weather: FakeOpenMeteo
+    store: SessionStore
+    clock: Clock
+    client: OpenMeteoClient
+
+    async def say(self, text: str, user: str = "7") -> tuple[TurnResult, str]:
+        """Send ``text`` as ``user``; the result and the text the user finally saw."""
+        reply = RecordingReply()
+        result = await self.manager.handle(turn(text, user=user, chat=user), reply)
+        return result, reply.final[1]
+
+    def restart(self, *, model_extraction: bool = True) -> None:
+        """A new process: new manager and stage objects over the same store."""
+        manager = make_manager(self.glm.base_url, self.glm.api_key, self.store)
+        self.stage = stage(
+            self.client,
+            self.store,
+            clock=self.clock,
+            glm=manager.glm.client if model_extraction else None,
+        )
+        manager.forms = self.stage
+        self.manager = manager
+
+    def tool_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.glm.requests if "tools" in r.json]
+
+
+@asynccontextmanager
+async def running(
+    *,
+    model_extraction: bool = True,
+    config: StageConfig | None = None,
+    store: SessionStore | None = None,
+) -> AsyncIterator[Rig]:
+    clock = Clock()
+    async with FakeGlm() as glm, FakeOpenMeteo(clock=clock) as weather:
+        store = store or MemorySessionStore()
+        manager = make_manager(glm.base_url, glm.api_key, store)
+        client = open_meteo(weather.geocoding_url)
+        forms = stage(
+            client,
+            store,
+            clock=clock,
+            glm=manager.glm.client if model_extraction else None,
+            config=config,
+        )
+        manager.forms = forms
+        rig = Rig(manager, forms, glm, weather, store, clock, client)
+        try:
+            yield rig
+        finally:
+            await client.close()
+            await rig.manager.glm.client.close()

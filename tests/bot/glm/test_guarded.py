@@ -1,0 +1,166 @@
+"""GuardedGlm: first-token deadline, stall timeout, breaker, bulkhead, fallback model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot.glm.breaker import Bulkhead, CircuitBreaker
+from bot.glm.client import GlmClient
+from bot.glm.errors import GlmAuthError, GlmUnavailable
+from bot.glm.guarded import GuardedGlm, Outcome
+from tests.fakes.glm import Drop, Error, FakeGlm, Reply, Sensitive, Stall
+
+
+@pytest.fixture
+async def fake() -> FakeGlm:
+    async with FakeGlm() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(fake: FakeGlm) -> GlmClient:
+    c = GlmClient(
+        base_url=fake.base_url, api_key=fake.api_key, backoff_factor=0.01, backoff_max=0.02
+    )
+    yield c
+    await c.close()
+
+
+def guarded(client: GlmClient, **kw: object) -> GuardedGlm:
+    kw.setdefault("first_token_timeout", 0.5)
+    kw.setdefault("stall_timeout", 0.3)
+    return GuardedGlm(client, model="glm-4.5", **kw)  # type: ignore[arg-type]
+
+
+def user(text: str) -> list[dict[str, object]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_chunks_reach_on_text_in_order(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Reply("하나 둘 셋 넷", chunks=["하나 ", "둘 ", "셋 ", "넷"]))
+    seen: list[str] = []
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("세어 봐")), seen.append)
+    assert seen == ["하나 ", "둘 ", "셋 ", "넷"]
+    assert answer.outcome is Outcome.COMPLETE and answer.text == "하나 둘 셋 넷"
+
+
+async def test_no_first_token_before_the_deadline_gives_timeout_and_cancels(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Reply("늦은 답", first_delay=5.0))
+    g = guarded(client, first_token_timeout=0.3)
+    started = time.perf_counter()
+    answer = await g.stream_answer(g.request(user("빨리")), lambda _t: None)
+    elapsed = time.perf_counter() - started
+    assert answer.outcome is Outcome.TIMEOUT
+    assert 0.3 <= elapsed < 0.45
+    await fake.wait_cancelled(1)  # the late stream was closed, not left running
+    assert fake.in_flight == 0
+
+
+async def test_a_long_answer_that_keeps_flowing_is_never_cut(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    pieces = [f"{i} " for i in range(40)]
+    fake.enqueue(Reply("".join(pieces), chunks=pieces, delay=0.02))  # 0.8 s in all
+    g = guarded(client, first_token_timeout=0.3, stall_timeout=0.2)
+    answer = await g.stream_answer(g.request(user("길게")), lambda _t: None)
+    assert answer.outcome is Outcome.COMPLETE
+    assert answer.text == "".join(pieces)
+
+
+async def test_a_stall_keeps_what_arrived(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Stall("여기까지 왔어요", seconds=10))
+    g = guarded(client, stall_timeout=0.2)
+    answer = await g.stream_answer(g.request(user("멈춤")), lambda _t: None)
+    assert answer.outcome is Outcome.STALLED
+    assert answer.text == "여기까지 왔어요"
+    await fake.wait_cancelled(1)
+
+
+async def test_a_drop_after_text_is_interrupted_with_text(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Drop("반쯤 "))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("끊김")), lambda _t: None)
+    assert answer.outcome is Outcome.INTERRUPTED and answer.text == "반쯤 "
+
+
+async def test_sensitive_outcome(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Sensitive("보이면 안 되는 "))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.SENSITIVE
+
+
+async def test_auth_error_fails_without_retry(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Error(401, "1000", "Authentication Failed"))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.FAILED
+    assert isinstance(answer.error, GlmAuthError)
+    assert len(fake.requests) == 1
+
+
+async def test_open_breaker_answers_in_milliseconds_without_calling(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    breaker = CircuitBreaker(min_calls=2, failure_rate=0.5, open_seconds=60)
+    g = guarded(client, breaker=breaker)
+    for _ in range(2):
+        fake.enqueue(Error(401, "1000", "Authentication Failed"))
+        await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert breaker.state == "open"
+    before = len(fake.requests)
+    started = time.perf_counter()
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert time.perf_counter() - started < 0.005
+    assert answer.outcome is Outcome.UNAVAILABLE
+    assert isinstance(answer.error, GlmUnavailable)
+    assert len(fake.requests) == before
+
+
+async def test_timeouts_open_the_breaker(fake: FakeGlm, client: GlmClient) -> None:
+    breaker = CircuitBreaker(min_calls=2, failure_rate=0.5, open_seconds=60)
+    g = guarded(client, breaker=breaker, first_token_timeout=0.1)
+    for _ in range(2):
+        fake.enqueue(Reply("late", first_delay=2))
+        answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+        assert answer.outcome is Outcome.TIMEOUT
+    assert breaker.state == "open"
+
+
+async def test_fallback_model_is_tried_within_the_deadline(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Error(400, "1211", "model not found"), Reply("빠른 모델의 답"))
+    g = guarded(client, fallback_model="glm-4.5-flash")
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.COMPLETE and answer.text == "빠른 모델의 답"
+    assert [r.json["model"] for r in fake.requests] == ["glm-4.5", "glm-4.5-flash"]
+
+
+async def test_bulkhead_full_fails_fast_within_deadline(fake: FakeGlm, client: GlmClient) -> None:
+    fake.default = Reply("slow", first_delay=1.0)
+    g = guarded(client, bulkhead=Bulkhead(1), first_token_timeout=0.3)
+    first = asyncio.create_task(g.stream_answer(g.request(user("a")), lambda _t: None))
+    await asyncio.sleep(0.05)
+    second = await g.stream_answer(g.request(user("b")), lambda _t: None)
+    assert second.outcome in (Outcome.FAILED, Outcome.TIMEOUT)
+    await first
+    assert fake.max_in_flight == 1
+
+
+async def test_streamed_tool_call_pieces_are_merged(fake: FakeGlm, client: GlmClient) -> None:
+    from tests.fakes.glm import ToolCall
+
+    fake.enqueue(ToolCall("get_weather", {"city": "부산", "date": "내일"}))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("부산 내일 날씨")), lambda _t: None)
+    assert answer.outcome is Outcome.COMPLETE and answer.text == ""
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [
+        ("get_weather", '{"city": "부산", "date": "내일"}')
+    ]

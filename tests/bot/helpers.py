@@ -1,0 +1,69 @@
+"""Test helpers: a recording ReplyStream and a manager wired to the fake GLM server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.glm.breaker import CircuitBreaker
+from bot.glm.client import GlmClient
+from bot.glm.guarded import GuardedGlm
+from bot.manager import ConversationManager, ManagerConfig
+from bot.reply import Button, ReplyStream
+from bot.sessions.base import SessionStore
+from bot.turn import Turn
+
+
+@dataclass
+class RecordingReply(ReplyStream):
+    """Records what a platform would have been asked to show, in order."""
+
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.events.append(("start", ""))
+
+    def append(self, text: str) -> None:
+        self.events.append(("append", text))
+
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        self.events.append(("finish", text))
+
+    async def fail(self, notice: str) -> None:
+        self.events.append(("fail", notice))
+
+    async def retract(self, notice: str) -> None:
+        self.events.append(("retract", notice))
+
+    @property
+    def streamed(self) -> str:
+        return "".join(text for kind, text in self.events if kind == "append")
+
+    @property
+    def final(self) -> tuple[str, str]:
+        return self.events[-1]
+
+
+def turn(text: str, user: str = "7", chat: str = "7", **kw: object) -> Turn:
+    return Turn(platform="test", chat_id=chat, user_id=user, text=text, **kw)  # type: ignore[arg-type]
+
+
+def make_manager(
+    base_url: str,
+    api_key: str,
+    store: SessionStore,
+    *,
+    first_token_timeout: float = 2.0,
+    stall_timeout: float = 1.0,
+    breaker: CircuitBreaker | None = None,
+    **config: object,
+) -> ConversationManager:
+    client = GlmClient(base_url=base_url, api_key=api_key, backoff_factor=0.01, backoff_max=0.02)
+    glm = GuardedGlm(
+        client,
+        model="glm-4.5",
+        first_token_timeout=first_token_timeout,
+        stall_timeout=stall_timeout,
+        breaker=breaker,
+    )
+    return ConversationManager(store=store, glm=glm, config=ManagerConfig(**config))  # type: ignore[arg-type]

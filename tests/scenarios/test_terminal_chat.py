@@ -1,0 +1,122 @@
+"""The real ``python -m bot chat`` process, piped input, against the fake GLM and real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.glm import FakeGlm, Reply
+from tests.scenarios.process import clean_env, run_bot
+
+
+@pytest.fixture
+async def fake() -> FakeGlm:
+    async with FakeGlm() as server:
+        yield server
+
+
+def env_for(fake: FakeGlm, **extra: str) -> dict[str, str]:
+    return clean_env(GLM_API_KEY=fake.api_key, GLM_BASE_URL=fake.base_url, **extra)
+
+
+async def test_two_streamed_answers_and_the_second_request_carries_the_first(
+    fake: FakeGlm,
+) -> None:
+    fake.enqueue(
+        Reply("서울은 맑고 21도예요.", chunks=["서울은 ", "맑고 ", "21도예요."]),
+        Reply("부산은 흐리고 19도예요.", chunks=["부산은 ", "흐리고 ", "19도예요."]),
+    )
+    done = await run_bot("chat", stdin="서울 날씨 알려줘\n부산은?\n", env=env_for(fake))
+    assert done.code == 0, done.stderr
+    assert done.stdout.splitlines() == ["서울은 맑고 21도예요.", "부산은 흐리고 19도예요."]
+    assert len(fake.requests) == 2
+    assert all(r.stream for r in fake.requests)
+    second = [(m["role"], m["content"]) for m in fake.requests[1].json["messages"][1:]]
+    assert second == [
+        ("user", "서울 날씨 알려줘"),
+        ("assistant", "서울은 맑고 21도예요."),
+        ("user", "부산은?"),
+    ]
+
+
+async def test_reset_in_the_terminal(fake: FakeGlm) -> None:
+    done = await run_bot("chat", stdin="사과를 기억해\n/reset\n뭘 기억해?\n", env=env_for(fake))
+    assert done.code == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "echo: 사과를 기억해"
+    assert "초기화" in lines[1]
+    last = fake.requests[-1].json["messages"]
+    assert all("사과" not in m["content"] for m in last)
+
+
+async def test_bad_input_lines_get_clear_answers_and_no_model_call(fake: FakeGlm) -> None:
+    done = await run_bot("chat", stdin="\n" + "가" * 5000 + "\n", env=env_for(fake))
+    assert done.code == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "비어 있어요" in lines[0]
+    assert "너무 길어요" in lines[1]
+    assert fake.requests == []
+
+
+async def test_offline_model_without_a_key() -> None:
+    done = await run_bot("chat", stdin="안녕하세요\nhello there\n", env=clean_env())
+    assert done.code == 0, done.stderr
+    assert "오프라인" in done.stderr or "Offline" in done.stderr
+    lines = done.stdout.splitlines()
+    assert "오프라인" in lines[0] and "안녕하세요" in lines[0]
+    assert "offline" in lines[1].lower() and "hello there" in lines[1]
+
+
+async def test_history_survives_a_restart_with_redis(fake: FakeGlm, redis_url: str) -> None:
+    import redis.asyncio as redis
+
+    env = env_for(fake, REDIS_URL=redis_url)
+    first = await run_bot("chat", stdin="내 이름은 민수야\n", env=env)
+    assert first.code == 0, first.stderr
+    second = await run_bot("chat", stdin="내 이름이 뭐지?\n", env=env)
+    assert second.code == 0, second.stderr
+    carried = [m["content"] for m in fake.requests[-1].json["messages"]]
+    assert "내 이름은 민수야" in carried
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match="*session*")]
+        assert len(keys) == 1
+        ttl = await client.ttl(keys[0])
+    finally:
+        await client.aclose()
+    assert 30 * 86400 - 120 <= ttl <= 30 * 86400
+
+
+async def test_check_prints_what_would_run_and_masks_tokens() -> None:
+    token = "123456789:AAEexampleexampleexampleexample99"
+    done = await run_bot(
+        "check",
+        env=clean_env(GLM_API_KEY="zai-secret-key-abcdef123456", TELEGRAM_BOT_TOKEN=token),
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    assert "telegram: polling" in done.stdout
+    assert "glm-4.5" in done.stdout
+    assert "zai-secret-key" not in done.stdout + done.stderr
+    assert token not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GLM_FIRST_TOKEN_TIMEOUT": "soon"}, "GLM_FIRST_TOKEN_TIMEOUT"),
+        ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1-2-abc"}, "SLACK_SIGNING_SECRET"),
+        ({"TELEGRAM_BOT_TOKEN": "not-a-token"}, "TELEGRAM_BOT_TOKEN"),
+    ],
+)
+async def test_check_fails_on_bad_values(env: dict[str, str], message: str) -> None:
+    done = await run_bot("check", env=clean_env(**env))
+    assert done.code != 0
+    assert message in done.stdout + done.stderr
+    if "TELEGRAM_BOT_TOKEN" in env:
+        assert env["TELEGRAM_BOT_TOKEN"] not in done.stdout + done.stderr
+
+
+async def test_offline_check_says_offline() -> None:
+    done = await run_bot("check", env=clean_env())
+    assert done.code == 0, done.stdout + done.stderr
+    assert "OFFLINE" in done.stdout
