@@ -10,11 +10,11 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Coroutine, Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -42,6 +42,7 @@ from adapters.slack_stream import (
 )
 from bot.i18n import detect_language, t
 from bot.reply import Button, ReplyStream
+from bot.settings import Settings
 from bot.turn import SessionScope, Turn
 
 if TYPE_CHECKING:
@@ -63,20 +64,16 @@ def _quiet_env_token_warning(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(("As you gave `client` as well", "As `installation"))
 
 
-class SlackOptions(BaseSettings):
-    """Slack-only knobs, read from the environment and ``.env`` like the other settings.
-
-    ``SLACK_SESSION_SCOPE``: ``thread`` (everyone in a thread shares one conversation, the
-    default) or ``user_in_thread`` (each person has their own within the thread).
-    ``SLACK_THREAD_REPLIES``: answer later messages in the bot's threads without a new mention.
-    """
-
-    model_config = SettingsConfigDict(
-        env_prefix="SLACK_", env_file=".env", env_ignore_empty=True, extra="ignore"
-    )
+@dataclass(frozen=True, slots=True)
+class SlackOptions:
+    """Slack-only knobs: ``SLACK_SESSION_SCOPE`` and ``SLACK_THREAD_REPLIES`` (bot.settings)."""
 
     session_scope: SessionScope = SessionScope.THREAD
     thread_replies: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlackOptions:
+        return cls(settings.slack_session_scope, settings.slack_thread_replies)
 
     def convert(self) -> ConvertOptions:
         return ConvertOptions(scope=self.session_scope, thread_replies=self.thread_replies)
@@ -193,7 +190,7 @@ class SlackChannel:
         if settings.slack_bot_token is None:
             raise ValueError("SLACK_BOT_TOKEN is not set")
         self.app = app
-        self.options = options or SlackOptions()
+        self.options = options or SlackOptions.from_settings(settings)
         self.convert = self.options.convert()
         self.budget = SlackBudget(policy)
         self._own_session = session is None

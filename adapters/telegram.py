@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import os
 import re
 import secrets
 from collections.abc import Awaitable, Hashable
@@ -278,18 +277,8 @@ class TelegramChannel:
 
 
 def webhook_listen(app: App) -> tuple[str, int]:
-    """Where the webhook server listens (behind the TLS proxy that TELEGRAM_WEBHOOK_URL names).
-
-    Settings has no field for this yet, so TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT are
-    read from the environment until it does.
-    """
-    listen = getattr(app.settings, "telegram_webhook_listen", None) or os.environ.get(
-        "TELEGRAM_WEBHOOK_LISTEN", "0.0.0.0"
-    )
-    port = getattr(app.settings, "telegram_webhook_port", None) or os.environ.get(
-        "TELEGRAM_WEBHOOK_PORT", str(DEFAULT_WEBHOOK_PORT)
-    )
-    return str(listen), int(port)
+    """Where the webhook server listens (behind the TLS proxy that TELEGRAM_WEBHOOK_URL names)."""
+    return app.settings.telegram_webhook_listen, app.settings.telegram_webhook_port
 
 
 def webhook_secret(app: App) -> str:

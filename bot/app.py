@@ -8,7 +8,7 @@ import importlib
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.commands import CommandRouter
 from bot.context import ContextWindow
@@ -20,6 +20,9 @@ from bot.manager import ContentFilter, ConversationManager, ManagerConfig
 from bot.sessions.base import SessionStore
 from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.forms.runtime import FormsRuntime
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,20 @@ class SecretFilter(logging.Filter):
         if not self.secrets:
             return True
         message = record.getMessage()
-        cleaned = message
-        for secret in self.secrets:
-            cleaned = cleaned.replace(secret, "****")
+        cleaned = self._clean(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # Tracebacks may quote a token (e.g. an "invalid token" error): clean them too.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._clean(record.exc_text)
         return True
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -91,6 +102,10 @@ class App:
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
+        forms = self.extras.get("forms")
+        if forms is not None:
+            with contextlib.suppress(Exception):
+                await forms.close()
         with contextlib.suppress(Exception):
             await self.client.close()
         with contextlib.suppress(Exception):
@@ -159,16 +174,39 @@ async def build_app(settings: Settings, *, admin_checks: dict[str, Any] | None =
         offline=settings.offline,
     )
     content_filter = build_filter(settings)
-    commands = CommandRouter(store, scope=config.scope, admin_checks=admin_checks)
+    forms: FormsRuntime | None = None
+    if settings.forms_enabled:
+        from bot.forms.runtime import build_forms
+
+        forms = await build_forms(
+            store=store,
+            glm=client,
+            model=settings.glm_model,
+            geocoding_url=settings.weather_geocoding_url,
+            forecast_url=settings.weather_forecast_url,
+            offline=settings.offline,
+            breaker=glm.breaker,
+            idle_minutes=settings.form_idle_minutes,
+            timezone=settings.forms_timezone,
+        )
+    commands = CommandRouter(
+        store,
+        scope=config.scope,
+        admin_checks=admin_checks,
+        extra=[forms.submissions_command] if forms is not None else [],
+    )
     manager = ConversationManager(
         store=store,
         glm=glm,
         config=config,
         commands=commands,
         content_filter=content_filter,
+        forms=forms.stage if forms is not None else None,
         context=ContextWindow(config.context_tokens),
     )
-    return App(settings, store, client, glm, manager, offline, content_filter)
+    return App(
+        settings, store, client, glm, manager, offline, content_filter, extras={"forms": forms}
+    )
 
 
 def configured_channels(settings: Settings) -> list[str]:
@@ -192,7 +230,14 @@ async def run_channels(settings: Settings, channels: list[str]) -> int:
                 log.error("channel %s is configured but cannot be loaded: %s", name, exc)
                 return 2
             runners.append(module.run(app))
-        await asyncio.gather(*runners)
+        try:
+            await asyncio.gather(*runners)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Adapters raise for what the operator must fix (a rejected token, a busy port).
+            log.error("channel stopped: %s: %s", type(exc).__name__, exc)
+            return 2
         return 0
     finally:
         await app.close()

@@ -74,7 +74,15 @@ class FormReply:
 
 
 class FormStage(Protocol):
-    """Slot-filling forms; mutates ``session`` (saved by the manager) and may answer itself."""
+    """Slot-filling forms; mutates ``session`` (saved by the manager) and may answer itself.
+
+    ``commands`` names the slash commands the stage handles itself (e.g. ``/cancel``).
+    A reply with a ``brief`` (facts fetched by a handler) is phrased by the model, streamed;
+    its ``text`` is the template shown offline or when the model cannot phrase it.
+    """
+
+    @property
+    def commands(self) -> frozenset[str]: ...
 
     async def handle(
         self, session: Session, turn: Turn, text: str, lang: str
@@ -97,6 +105,7 @@ class ManagerConfig:
         "Be clear and concise; use Markdown sparingly."
     )
     offline: bool = False
+    phrase_form_answers: bool = True  # the model words a form's fetched facts (not offline)
 
 
 @dataclass(slots=True)
@@ -148,6 +157,8 @@ class ConversationManager:
             await reply.finish(t("empty", lang))
             return TurnResult.EMPTY
         command = parse_command(text)
+        if command is not None and self.forms is not None and command.name in self.forms.commands:
+            command = None  # e.g. /cancel: the forms stage answers it, under the session lock
         if command is not None:
             try:
                 answer = await self.commands.run(command, turn, lang)
@@ -209,17 +220,19 @@ class ConversationManager:
         if self.forms is not None:
             form_reply = await self.forms.handle(session, turn, text, lang)
             if form_reply is not None and form_reply.text is not None:
-                self._remember(session, turn, lang, text, form_reply.text)
+                said = form_reply.text
+                brief = getattr(form_reply, "brief", None)
+                if brief and self.config.phrase_form_answers and not self.config.offline:
+                    said = await self._phrase(session, turn, text, lang, reply, brief, form_reply)
+                else:
+                    await reply.finish(said)
+                self._remember(session, turn, lang, text, said)
                 await self.store.save(session)
-                await reply.finish(form_reply.text)
                 return TurnResult.FORM
             if form_reply is not None:
                 pending = form_reply.pending_question
 
-        system = self.config.system_prompt.format(
-            platform=turn.platform, language="Korean" if lang == "ko" else "English"
-        )
-        messages = self.context.build(session, text, system_prompt=system)
+        messages = self.context.build(session, text, system_prompt=self._system_prompt(turn, lang))
         request = self.glm.request(messages, user_id=str(key))
         await reply.start()
 
@@ -255,6 +268,55 @@ class ConversationManager:
                 log.error("save failed session=%s: %s", key, exc)
         timings.finished = self.clock()
         return result
+
+    async def _phrase(
+        self,
+        session: Session,
+        turn: Turn,
+        text: str,
+        lang: str,
+        reply: ReplyStream,
+        brief: str,
+        form_reply: FormReply,
+    ) -> str:
+        """Let the model word a form's answer from ``brief``; the template when it can't."""
+        system = self._system_prompt(turn, lang) + "\n\n" + brief
+        messages = self.context.build(session, text, system_prompt=system)
+        await reply.start()
+        masker = self.content_filter.masker() if self.content_filter is not None else None
+        parts: list[str] = []
+
+        def on_text(chunk: str) -> None:
+            if masker is not None:
+                chunk = masker.feed(chunk)
+            if chunk:
+                parts.append(chunk)
+                reply.append(chunk)
+
+        answer = await self.glm.stream_answer(
+            self.glm.request(messages, user_id=str(turn.session_key(self.config.scope))), on_text
+        )
+        if masker is not None and (rest := masker.flush()):
+            parts.append(rest)
+            reply.append(rest)
+        shown = "".join(parts)
+        if answer.outcome is Outcome.COMPLETE and shown.strip():
+            pending = form_reply.pending_question
+            final = f"{shown}\n\n{pending}" if pending else shown
+            await reply.finish(final)
+            return final
+        # Slow, failed, cut or withdrawn: the template carries the same facts.
+        template = form_reply.text or ""
+        if shown:
+            await reply.retract(template)
+        else:
+            await reply.finish(template)
+        return template
+
+    def _system_prompt(self, turn: Turn, lang: str) -> str:
+        return self.config.system_prompt.format(
+            platform=turn.platform, language="Korean" if lang == "ko" else "English"
+        )
 
     async def _finish(
         self,

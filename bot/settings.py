@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     group_session_scope: SessionScope = SessionScope.USER
     session_max_history: int = Field(200, ge=2, le=10_000)
     memory_max_sessions: int = Field(10_000, ge=1, le=10_000_000)
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535)
+    slack_session_scope: SessionScope = SessionScope.THREAD
+    slack_thread_replies: bool = True
+    forms_enabled: bool = True
+    form_idle_minutes: float = Field(30.0, gt=0, le=1440)
+    forms_timezone: str = "Asia/Seoul"
 
     @field_validator("telegram_admin_ids", "slack_admin_user_ids", mode="before")
     @classmethod

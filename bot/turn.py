@@ -61,11 +61,13 @@ class Turn:
     is_private: bool = True
     language: str = ""  # the platform's hint (Telegram language_code), may be empty
     delivery_id: str = ""  # update_id / event_id, for de-duplication
+    scope: SessionScope | None = None  # the platform's own scope, over the manager's default
     received_at: float = field(default_factory=time.time)
     raw: Any = field(default=None, compare=False, repr=False)
 
     def session_key(self, scope: SessionScope = SessionScope.USER) -> SessionKey:
         """The session this turn belongs to: private chats are always per user."""
+        scope = self.scope or scope
         if self.is_private:
             return SessionKey(self.platform, self.team_id, self.chat_id, "", self.user_id)
         if scope is SessionScope.THREAD:

@@ -20,10 +20,12 @@ class FormsRuntime:
     stage: SlotFillingStage
     submissions_command: SubmissionsCommand
     weather: OpenMeteoClient
-    analyzer: KoreanAnalyzer
+    analyzer: asyncio.Future[KoreanAnalyzer]
 
     async def close(self) -> None:
         await self.weather.close()
+        if not self.analyzer.done():
+            self.analyzer.cancel()
 
 
 async def build_forms(
@@ -38,11 +40,12 @@ async def build_forms(
     idle_minutes: float = 30.0,
     timezone: str = "Asia/Seoul",
 ) -> FormsRuntime:
-    """Everything the forms need. Kiwi's model loads here (seconds, in a worker thread), so the
-    first user message does not pay for it. Offline, the model neither extracts nor phrases."""
+    """Everything the forms need. Kiwi's model starts loading here (seconds, in a worker
+    thread) without holding up start-up. Offline, the model neither extracts nor phrases."""
     gazetteer = CityGazetteer.load()
-    analyzer = await asyncio.to_thread(
-        lambda: KoreanAnalyzer(proper_nouns=gazetteer.korean_names())
+    # Loaded in a worker thread while the bot starts; the stage awaits it on first use.
+    analyzer: asyncio.Future[KoreanAnalyzer] = asyncio.ensure_future(
+        asyncio.to_thread(lambda: KoreanAnalyzer(proper_nouns=gazetteer.korean_names()))
     )
     weather = OpenMeteoClient(geocoding_url=geocoding_url, forecast_url=forecast_url)
     submissions = SessionSubmissionStore(store)

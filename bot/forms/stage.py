@@ -12,6 +12,7 @@ here, so sessions are isolated and survive restarts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -70,11 +71,8 @@ _WORD = re.compile(r"[A-Za-z][\w'.-]*")
 
 @dataclass(slots=True)
 class FormAnswer(FormReply):
-    """A form's final answer. ``brief``: facts the model may phrase the answer from.
-
-    Until the manager streams briefs, ``text`` (the offline template) is what users see; a
-    manager that does stream them appends ``pending_question`` after the model's phrasing.
-    """
+    """A form's final answer. ``brief``: facts the model phrases the answer from (streamed by
+    the manager); ``text`` is the template shown offline or when the model cannot answer."""
 
     brief: str | None = None
 
@@ -102,13 +100,16 @@ class SlotFillingStage:
         self,
         registry: FormRegistry,
         *,
-        analyzer: KoreanAnalyzer | None,
+        analyzer: KoreanAnalyzer | asyncio.Future[KoreanAnalyzer] | None,
         tools: ToolExtractor | None = None,
         config: StageConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
-        self.analyzer = analyzer
+        # Kiwi takes seconds to load: the composition root may hand over a future so that the
+        # bot starts at once; the first turn that needs forms waits for it.
+        self._analyzer_loading = analyzer if isinstance(analyzer, asyncio.Future) else None
+        self.analyzer = None if isinstance(analyzer, asyncio.Future) else analyzer
         self.tools = tools
         self.config = config or StageConfig()
         self.clock = clock  # wall clock: form deadlines are stored and outlive the process
@@ -119,6 +120,9 @@ class SlotFillingStage:
     # ---- the FormStage protocol ------------------------------------------------------------
 
     async def handle(self, session: Session, turn: Turn, text: str, lang: str) -> FormReply | None:
+        if self._analyzer_loading is not None:
+            self.analyzer = await asyncio.shield(self._analyzer_loading)
+            self._analyzer_loading = None
         ts = self.clock()
         now = datetime.fromtimestamp(ts, self.tz)
         state = FormState.from_dict(session.form) if session.form is not None else None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from bot.sessions.memory import MemorySessionStore
 
 from bot.glm.breaker import CircuitBreaker
 from bot.manager import ConversationManager, TurnResult
 from bot.sessions.base import SessionStoreError
+from bot.sessions.memory import MemorySessionStore
 from bot.turn import SessionKey
 from tests.bot.helpers import RecordingReply, make_manager, turn
 from tests.fakes.glm import Drop, Error, FakeGlm, Reply, Sensitive, Stall
@@ -249,3 +249,17 @@ async def test_store_down_gives_a_clear_error_and_recovers(fake: FakeGlm) -> Non
     store.down = False
     assert await manager.handle(turn("안녕"), RecordingReply()) is TurnResult.ANSWERED
     await manager.glm.client.close()
+
+
+async def test_forget_deletes_the_callers_sessions_in_every_chat(
+    fake: FakeGlm, manager: ConversationManager, store: MemorySessionStore
+) -> None:
+    group = {"chat": "-100", "is_private": False}
+    await manager.handle(turn("개인 대화", user="1", chat="1"), RecordingReply())
+    await manager.handle(turn("그룹 대화", user="1", **group), RecordingReply())
+    await manager.handle(turn("남의 대화", user="2", **group), RecordingReply())
+    reply = RecordingReply()
+    assert await manager.handle(turn("/forget", user="1", chat="1"), reply) is TurnResult.COMMAND
+    assert "삭제" in reply.final[1]
+    left = sorted([k async for k in store.keys()])
+    assert left == [str(SessionKey("test", "", "-100", "", "2"))]

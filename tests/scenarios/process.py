@@ -22,6 +22,7 @@ _BOT_PREFIXES = (
     "ALLOWED_",
     "MAX_MESSAGE",
     "GROUP_SESSION",
+    "FORM",
     "MEMORY_MAX",
 )
 

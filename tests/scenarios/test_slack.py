@@ -76,6 +76,7 @@ async def running(slack: FakeSlack, glm: FakeGlm, **env: str) -> AsyncIterator[B
     port = free_port()
     proc = await start_bot(
         env=clean_env(
+            FORMS_ENABLED="false",  # adapter scenarios; forms have their own (terminal) scenario
             SLACK_BOT_TOKEN=TOKEN,
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
             SLACK_API_URL=slack.base_url,

@@ -44,6 +44,7 @@ async def running(tg: FakeTelegram, glm: FakeGlm, **env: str) -> AsyncIterator[B
     """The bot process, ready once it polls (or has set its webhook); checked when it stops."""
     proc = await start_bot(
         env=clean_env(
+            FORMS_ENABLED="false",  # adapter scenarios; forms have their own (terminal) scenario
             TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_BASE_URL=tg.base_url,
             GLM_API_KEY=glm.api_key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.glm import FakeGlm, Reply
+from tests.fakes.weather import FakeOpenMeteo
 from tests.scenarios.process import clean_env, run_bot
 
 
@@ -21,21 +22,38 @@ def env_for(fake: FakeGlm, **extra: str) -> dict[str, str]:
 async def test_two_streamed_answers_and_the_second_request_carries_the_first(
     fake: FakeGlm,
 ) -> None:
+    # The weather form fetches the facts (fake Open-Meteo); the model words them, streamed.
     fake.enqueue(
         Reply("서울은 맑고 21도예요.", chunks=["서울은 ", "맑고 ", "21도예요."]),
         Reply("부산은 흐리고 19도예요.", chunks=["부산은 ", "흐리고 ", "19도예요."]),
     )
-    done = await run_bot("chat", stdin="서울 날씨 알려줘\n부산은?\n", env=env_for(fake))
+    async with FakeOpenMeteo() as weather:
+        env = env_for(
+            fake,
+            WEATHER_GEOCODING_URL=weather.geocoding_url,
+            WEATHER_FORECAST_URL=weather.forecast_url,
+        )
+        done = await run_bot("chat", stdin="서울 날씨 알려줘\n부산은?\n", env=env)
     assert done.code == 0, done.stderr
     assert done.stdout.splitlines() == ["서울은 맑고 21도예요.", "부산은 흐리고 19도예요."]
+    assert len(weather.forecast_coordinates()) == 2  # real facts for both cities
     assert len(fake.requests) == 2
     assert all(r.stream for r in fake.requests)
+    assert "Open-Meteo" in fake.requests[0].messages[0]["content"]
     second = [(m["role"], m["content"]) for m in fake.requests[1].json["messages"][1:]]
     assert second == [
         ("user", "서울 날씨 알려줘"),
         ("assistant", "서울은 맑고 21도예요."),
         ("user", "부산은?"),
     ]
+
+
+async def test_plain_chat_carries_history(fake: FakeGlm) -> None:
+    done = await run_bot("chat", stdin="내 이름은 민수야\n내 이름이 뭐지?\n", env=env_for(fake))
+    assert done.code == 0, done.stderr
+    assert done.stdout.splitlines() == ["echo: 내 이름은 민수야", "echo: 내 이름이 뭐지?"]
+    carried = [m["content"] for m in fake.requests[1].json["messages"]]
+    assert "내 이름은 민수야" in carried and "echo: 내 이름은 민수야" in carried
 
 
 async def test_reset_in_the_terminal(fake: FakeGlm) -> None:

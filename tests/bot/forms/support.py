@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from bot.manager import ConversationManager, TurnResult
 from bot.sessions.base import SessionStore
 from bot.sessions.memory import MemorySessionStore
 from tests.bot.helpers import RecordingReply, make_manager, turn
-from tests.fakes.glm import FakeGlm, RecordedRequest
+from tests.fakes.glm import Behaviour, Echo, FakeGlm, RecordedRequest, Reply
 from tests.fakes.weather import FakeOpenMeteo
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -105,7 +106,12 @@ class Rig:
 
     def restart(self, *, model_extraction: bool = True) -> None:
         """A new process: new manager and stage objects over the same store."""
-        manager = make_manager(self.glm.base_url, self.glm.api_key, self.store)
+        manager = make_manager(
+            self.glm.base_url,
+            self.glm.api_key,
+            self.store,
+            phrase_form_answers=self.manager.config.phrase_form_answers,
+        )
         self.stage = stage(
             self.client,
             self.store,
@@ -119,17 +125,37 @@ class Rig:
         return [r for r in self.glm.requests if "tools" in r.json]
 
 
+_FACTS = "These facts were fetched just now; use only them and add nothing else: "
+
+
+def phrasing_model(request: RecordedRequest) -> Behaviour:
+    """A fake model that words the weather brief from its facts (and echoes anything else)."""
+    system = str(request.messages[0].get("content", "")) if request.messages else ""
+    if _FACTS not in system:
+        return Echo()
+    facts = json.JSONDecoder().raw_decode(system.split(_FACTS, 1)[1])[0]
+    return Reply(
+        f"[model] {facts['city']} {facts['day']}: {facts['condition']}, "
+        f"{facts['min_celsius']}~{facts['max_celsius']}°C"
+    )
+
+
 @asynccontextmanager
 async def running(
     *,
     model_extraction: bool = True,
     config: StageConfig | None = None,
     store: SessionStore | None = None,
+    phrase_with_model: bool = False,
 ) -> AsyncIterator[Rig]:
     clock = Clock()
     async with FakeGlm() as glm, FakeOpenMeteo(clock=clock) as weather:
+        glm.default = phrasing_model
         store = store or MemorySessionStore()
-        manager = make_manager(glm.base_url, glm.api_key, store)
+        # Most tests read the template; test_phrasing.py turns the model's wording on.
+        manager = make_manager(
+            glm.base_url, glm.api_key, store, phrase_form_answers=phrase_with_model
+        )
         client = open_meteo(weather.geocoding_url)
         forms = stage(
             client,
