@@ -13,6 +13,7 @@ from bot.commands import CommandRouter, parse_command
 from bot.context import ContextWindow
 from bot.glm.errors import GlmAuthError, GlmContextTooLong, GlmUnavailable, GlmUnsafeInput
 from bot.glm.guarded import Answer, GuardedGlm, Outcome
+from bot.glm.types import ChatRequest
 from bot.i18n import detect_language, t
 from bot.reply import ReplyStream
 from bot.sessions.base import LockTimeout, Message, Session, SessionStore, SessionStoreError
@@ -71,6 +72,7 @@ class FormReply:
 
     text: str | None
     pending_question: str | None = None  # asked again after the model's answer
+    brief: str | None = None  # facts for the model to word; ``text`` is the template
 
 
 class FormStage(Protocol):
@@ -221,9 +223,8 @@ class ConversationManager:
             form_reply = await self.forms.handle(session, turn, text, lang)
             if form_reply is not None and form_reply.text is not None:
                 said = form_reply.text
-                brief = getattr(form_reply, "brief", None)
-                if brief and self.config.phrase_form_answers and not self.config.offline:
-                    said = await self._phrase(session, turn, text, lang, reply, brief, form_reply)
+                if form_reply.brief and self.config.phrase_form_answers and not self.config.offline:
+                    said = await self._phrase(session, key, turn, text, lang, reply, form_reply)
                 else:
                     await reply.finish(said)
                 self._remember(session, turn, lang, text, said)
@@ -236,31 +237,13 @@ class ConversationManager:
         request = self.glm.request(messages, user_id=str(key))
         await reply.start()
 
-        masker = self.content_filter.masker() if self.content_filter is not None else None
-        shown: list[str] = []
-
-        def on_text(chunk: str) -> None:
-            if timings.first_token is None:
-                timings.first_token = self.clock()
-            if masker is not None:
-                chunk = masker.feed(chunk)
-                if not chunk:
-                    return
-            shown.append(chunk)
-            reply.append(chunk)
-
         timings.request_sent = self.clock()
-        answer = await self.glm.stream_answer(request, on_text)
-        if masker is not None:
-            rest = masker.flush()
-            if rest:
-                shown.append(rest)
-                reply.append(rest)
+        answer, shown = await self._stream(request, reply, timings)
         if answer.usage is not None and answer.usage.prompt_tokens:
             self.context.estimator.calibrate(messages, answer.usage.prompt_tokens)
-        result = await self._finish(answer, "".join(shown), lang, reply, key, pending)
+        result = await self._finish(answer, shown, lang, reply, key, pending)
         if result in (TurnResult.ANSWERED, TurnResult.PARTIAL):
-            self._remember(session, turn, lang, text, "".join(shown))
+            self._remember(session, turn, lang, text, shown)
             try:
                 await self.store.save(session)
             except SessionStoreError as exc:
@@ -272,34 +255,19 @@ class ConversationManager:
     async def _phrase(
         self,
         session: Session,
+        key: SessionKey,
         turn: Turn,
         text: str,
         lang: str,
         reply: ReplyStream,
-        brief: str,
         form_reply: FormReply,
     ) -> str:
-        """Let the model word a form's answer from ``brief``; the template when it can't."""
-        system = self._system_prompt(turn, lang) + "\n\n" + brief
+        """Let the model word a form's answer from its brief; the template when it can't."""
+        system = self._system_prompt(turn, lang) + "\n\n" + (form_reply.brief or "")
         messages = self.context.build(session, text, system_prompt=system)
         await reply.start()
-        masker = self.content_filter.masker() if self.content_filter is not None else None
-        parts: list[str] = []
-
-        def on_text(chunk: str) -> None:
-            if masker is not None:
-                chunk = masker.feed(chunk)
-            if chunk:
-                parts.append(chunk)
-                reply.append(chunk)
-
-        answer = await self.glm.stream_answer(
-            self.glm.request(messages, user_id=str(turn.session_key(self.config.scope))), on_text
-        )
-        if masker is not None and (rest := masker.flush()):
-            parts.append(rest)
-            reply.append(rest)
-        shown = "".join(parts)
+        request = self.glm.request(messages, user_id=str(key))
+        answer, shown = await self._stream(request, reply)
         if answer.outcome is Outcome.COMPLETE and shown.strip():
             pending = form_reply.pending_question
             final = f"{shown}\n\n{pending}" if pending else shown
@@ -312,6 +280,32 @@ class ConversationManager:
         else:
             await reply.finish(template)
         return template
+
+    async def _stream(
+        self, request: ChatRequest, reply: ReplyStream, timings: TurnTimings | None = None
+    ) -> tuple[Answer, str]:
+        """Stream the model's answer into ``reply`` through the output masker.
+
+        Returns the outcome and every character the user was shown (masked).
+        """
+        masker = self.content_filter.masker() if self.content_filter is not None else None
+        shown: list[str] = []
+
+        def on_text(chunk: str) -> None:
+            if timings is not None and timings.first_token is None:
+                timings.first_token = self.clock()
+            if masker is not None:
+                chunk = masker.feed(chunk)
+                if not chunk:
+                    return
+            shown.append(chunk)
+            reply.append(chunk)
+
+        answer = await self.glm.stream_answer(request, on_text)
+        if masker is not None and (rest := masker.flush()):
+            shown.append(rest)
+            reply.append(rest)
+        return answer, "".join(shown)
 
     def _system_prompt(self, turn: Turn, lang: str) -> str:
         return self.config.system_prompt.format(

@@ -69,12 +69,9 @@ _EN_FILLERS = frozenset(
 _WORD = re.compile(r"[A-Za-z][\w'.-]*")
 
 
-@dataclass(slots=True)
-class FormAnswer(FormReply):
-    """A form's final answer. ``brief``: facts the model phrases the answer from (streamed by
-    the manager); ``text`` is the template shown offline or when the model cannot answer."""
-
-    brief: str | None = None
+# A form's final answer: ``brief`` holds the facts the model words (streamed by the manager);
+# ``text`` is the template shown offline or when the model cannot answer.
+FormAnswer = FormReply
 
 
 @dataclass(frozen=True, slots=True)
