@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from bot.glm.breaker import Bulkhead, CircuitBreaker
@@ -58,9 +59,6 @@ class Answer:
     @property
     def shown(self) -> bool:
         return bool(self.text)
-
-
-_END = object()
 
 
 class GuardedGlm:
@@ -114,9 +112,11 @@ class GuardedGlm:
     async def _attempt(
         self, request: ChatRequest, on_text: Callable[[str], None], deadline: float
     ) -> Answer:
+        # The stream is read in the caller's task, so a parsed token reaches ``on_text`` with no
+        # hop through a queue or another task. One asyncio timeout guards it: first at the
+        # deadline, then re-armed to ``stall_timeout`` past every chunk once text is flowing.
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(request, queue, deadline))
+        stall = self.stall_timeout
         parts: list[str] = []
         calls = ToolCallAccumulator()
         finish: str | None = None
@@ -124,36 +124,28 @@ class GuardedGlm:
         first_at: float | None = None
         recorded = False
         try:
-            while True:
-                if first_at is None:
-                    wait = deadline - loop.time()
-                    if wait <= 0:
-                        raise TimeoutError
-                else:
-                    wait = self.stall_timeout
-                if queue.empty():
-                    async with asyncio.timeout(wait):
-                        item = await queue.get()
-                else:
-                    item = queue.get_nowait()
-                if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, Chunk)
-                if item.content:
-                    if first_at is None:
-                        first_at = loop.time()
-                        self.breaker.record_success()
-                        recorded = True
-                    parts.append(item.content)
-                    on_text(item.content)
-                if item.tool_calls:
-                    calls.add(item.tool_calls)
-                if item.usage is not None:
-                    usage = item.usage
-                if item.finish_reason is not None:
-                    finish = item.finish_reason
+            async with asyncio.timeout_at(deadline) as guard:
+                async with (
+                    self.bulkhead.slot(timeout=max(0.0, deadline - loop.time())),
+                    aclosing(self._chunks(request)) as chunks,
+                ):
+                    async for item in chunks:
+                        if first_at is not None:
+                            guard.reschedule(loop.time() + stall)
+                        if item.content:
+                            if first_at is None:
+                                first_at = loop.time()
+                                guard.reschedule(first_at + stall)
+                                self.breaker.record_success()
+                                recorded = True
+                            parts.append(item.content)
+                            on_text(item.content)
+                        if item.tool_calls:
+                            calls.add(item.tool_calls)
+                        if item.usage is not None:
+                            usage = item.usage
+                        if item.finish_reason is not None:
+                            finish = item.finish_reason
         except TimeoutError:
             text = "".join(parts)
             if first_at is None:
@@ -161,7 +153,7 @@ class GuardedGlm:
                 recorded = True
                 log.warning("glm no first token within %.1fs", self.first_token_timeout)
                 return Answer(Outcome.TIMEOUT, model=request.model)
-            log.warning("glm stream stalled for %.1fs after %d chars", wait, len(text))
+            log.warning("glm stream stalled for %.1fs after %d chars", stall, len(text))
             return Answer(
                 Outcome.STALLED, text, usage=usage, model=request.model, first_token_at=first_at
             )
@@ -188,8 +180,6 @@ class GuardedGlm:
                 first_token_at=first_at,
             )
         finally:
-            if not producer.done():
-                producer.cancel()  # a late or stalled stream is closed, not left running
             if not recorded:
                 # Finished without visible text (e.g. only tool calls) or cancelled by the user.
                 if calls or finish is not None:
@@ -217,19 +207,17 @@ class GuardedGlm:
             first_token_at=first_at,
         )
 
-    async def _produce(
-        self, request: ChatRequest, queue: asyncio.Queue[object], deadline: float
-    ) -> None:
-        loop = asyncio.get_running_loop()
+    async def _chunks(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        """The client's stream, with an unexpected exception turned into a :class:`GlmError`.
+
+        A bug in parsing must end the turn with a fallback, not hang it or crash the caller;
+        an exception raised by ``on_text`` is the caller's own and is not caught here.
+        """
         try:
-            async with self.bulkhead.slot(timeout=max(0.0, deadline - loop.time())):
-                async for chunk in self.client.stream(request):
-                    queue.put_nowait(chunk)
-            queue.put_nowait(_END)
-        except asyncio.CancelledError:
+            async for chunk in self.client.stream(request):
+                yield chunk
+        except GlmError:
             raise
-        except GlmError as err:
-            queue.put_nowait(err)
-        except Exception as err:  # a bug must not hang the turn until the deadline
+        except Exception as err:
             log.exception("glm stream failed unexpectedly")
-            queue.put_nowait(GlmError(f"unexpected: {type(err).__name__}"))
+            raise GlmError(f"unexpected: {type(err).__name__}") from err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,6 +12,7 @@ from bot.glm.breaker import Bulkhead, CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.errors import GlmAuthError, GlmUnavailable
 from bot.glm.guarded import GuardedGlm, Outcome
+from bot.glm.types import ChatRequest, Chunk
 from tests.fakes.glm import Drop, Error, FakeGlm, Reply, Sensitive, Stall
 
 
@@ -164,3 +166,43 @@ async def test_streamed_tool_call_pieces_are_merged(fake: FakeGlm, client: GlmCl
     assert [(c.name, c.arguments) for c in answer.tool_calls] == [
         ("get_weather", '{"city": "부산", "date": "내일"}')
     ]
+
+
+async def test_cancelling_the_turn_cancels_the_stream(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Stall("반쯤 ", seconds=10))
+    g = guarded(client, stall_timeout=5.0)
+    shown = asyncio.Event()
+    task = asyncio.create_task(g.stream_answer(g.request(user("x")), lambda _t: shown.set()))
+    await asyncio.wait_for(shown.wait(), 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await fake.wait_cancelled(1)
+    assert fake.in_flight == 0
+    assert g.breaker.state == "closed"
+
+
+async def test_an_error_in_on_text_is_the_callers_not_a_glm_failure(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Reply("하나 둘", chunks=["하나 ", "둘"]))
+    g = guarded(client)
+
+    def broken(_text: str) -> None:
+        raise ValueError("bug in the reply")
+
+    with pytest.raises(ValueError, match="bug in the reply"):
+        await g.stream_answer(g.request(user("x")), broken)
+    await fake.wait_for(lambda f: f.in_flight == 0)  # the response was closed, not leaked
+
+
+async def test_an_unexpected_client_bug_becomes_a_failed_answer(client: GlmClient) -> None:
+    class Broken(GlmClient):
+        async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+            raise KeyError("parser bug")
+            yield Chunk()  # pragma: no cover - makes this an async generator
+
+    g = guarded(Broken(base_url="http://127.0.0.1:9", api_key="k"))
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.FAILED
+    assert answer.error is not None and "KeyError" in str(answer.error)
