@@ -17,11 +17,12 @@ from bot.moderation.normalize import normalize_word
 # with bytes no node has more than 256 and Hangul nodes at most 64. UTF-8 keeps matches
 # aligned to characters: a key starts with a lead byte and ends with a complete character.
 
-# Per-key info packed in one int: entry id, key length in normalised chars, allowed flag.
-LEN_SHIFT = 1
-ID_SHIFT = 21
+# Per-key info packed in one int: entry id, key length in normalised chars, two flags.
+ALLOWED = 1  # an allowed entry
+EXCUSABLE = 2  # a banned entry that occurs inside some allowed entry, so a hit may be excused
+LEN_SHIFT = 2
+ID_SHIFT = 22
 LEN_MASK = (1 << (ID_SHIFT - LEN_SHIFT)) - 1
-ALLOWED = 1
 MAX_ENTRY_CHARS = 1_000  # longer lines are not words; they are skipped (and counted)
 
 # bytes.translate table: 1 for bytes that start a UTF-8 character, 0 for continuation bytes.
@@ -68,6 +69,7 @@ def compile_lists(
             info.append(entry_id << ID_SHIFT | len(key) << LEN_SHIFT)
         banned_count += 1
     allowed_count = 0
+    allowed_keys: list[str] = []
     for entry_id, word in allowed:
         key = normalize_word(word)
         if not key or len(key) > MAX_ENTRY_CHARS:
@@ -75,6 +77,7 @@ def compile_lists(
             continue
         _, enc = encode_key(key)
         spaced = spaced or " " in key
+        allowed_keys.append(enc)
         slot = auto.get(enc, -1)
         if slot == -1:
             auto.add_word(enc, len(info))
@@ -87,4 +90,10 @@ def compile_lists(
         # Nothing can be blocked; skip scanning altogether.
         return CompiledLists(None, info, 0, allowed_count, tuple(skipped), spaced)
     auto.make_automaton()
+    # A banned hit can only be excused by an allowed word that contains it; most banned
+    # entries occur in none, so a streamed hit of theirs is settled at once.
+    for key in allowed_keys:
+        for _end, inner in auto.iter(key):
+            if not info[inner] & ALLOWED:
+                info[inner] |= EXCUSABLE
     return CompiledLists(auto, info, banned_count, allowed_count, tuple(skipped), spaced)

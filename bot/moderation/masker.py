@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.moderation.automaton import (
     ALLOWED,
-    ID_SHIFT,
+    EXCUSABLE,
     LEN_MASK,
     LEN_SHIFT,
     CompiledLists,
@@ -29,9 +29,12 @@ def apply_mask(
     for s_start, s_end in spans:
         if s_end <= pos or s_start >= end:
             continue
-        lo = max(s_start, pos)
-        hi = min(s_end, end)
-        parts.append(segment[pos - base : lo - base])
+        if s_start > pos:
+            parts.append(segment[pos - base : s_start - base])
+            lo = s_start
+        else:
+            lo = pos
+        hi = s_end if s_end < end else end
         if fixed is None:
             parts.append(mask_char * (hi - lo))
         elif s_start >= base:
@@ -39,8 +42,13 @@ def apply_mask(
         pos = hi
     if pos == base:
         return segment
-    parts.append(segment[pos - base :])
+    if pos < end:
+        parts.append(segment[pos - base :])
     return "".join(parts)
+
+
+# Length of a UTF-8 sequence by its lead byte (only lead bytes are ever looked up).
+_UTF8_LENGTH = bytes(1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4 for b in range(256))
 
 
 class StreamMasker:
@@ -56,7 +64,7 @@ class StreamMasker:
 
     __slots__ = (
         "_allowed", "_auto", "_base", "_bytes", "_count", "_fed", "_fixed", "_info",
-        "_lists", "_live", "_live_from", "_map_from",
+        "_lists", "_live", "_live_chars", "_live_from", "_map_from",
         "_mask_char", "_match", "_norm", "_pending", "_search", "_spaced", "_spans", "_starts",
         "_undecided", "_wide",
     )  # fmt: skip
@@ -73,19 +81,21 @@ class StreamMasker:
         self._pending = ""  # original text not yet released
         self._base = 0  # original index of _pending[0]
         self._fed = 0  # original characters fed so far
-        self._search: Any = None  # the continued Aho-Corasick search
+        # The continued Aho-Corasick search (fed with ``set``).
+        self._search: Any = lists.automaton.iter("") if lists.automaton is not None else None
         self._bytes = 0  # bytes given to the search so far
         self._count = 0  # normalised characters given to the search so far
-        # Normalised characters from index _live_from on (the text _live) may still begin
-        # a match.
+        # Normalised characters from index _live_from on (_live_chars of them) may still
+        # begin a match; _live is their UTF-8 read as Latin-1.
         self._live_from = 0
+        self._live_chars = 0
         self._live = ""
         # Original start of the normalised characters from index _map_from on, and the
         # original end of those that span several original characters (keyed by start).
         self._map_from = 0
         self._starts: list[int] = []
         self._wide: dict[int, int] = {}
-        self._undecided: list[tuple[int, int, int]] = []  # banned hits an allowed word may cover
+        self._undecided: list[tuple[int, int]] = []  # banned hits an allowed word may cover
         self._allowed: list[tuple[int, int]] = []  # allowed hits, kept while any is undecided
         self._spans: list[list[int]] = []  # original spans to mask, merged; the last is kept
 
@@ -100,15 +110,41 @@ class StreamMasker:
             return chunk
         self._pending += chunk
         norm = self._norm
-        text, starts, wide = norm.feed(chunk, base)
+        text = norm.fold(chunk, base, self._starts, self._wide)
         if text:
-            if wide:
-                self._wide.update(wide)
-            self._scan(text, starts)
-        if norm.word_closed and self._live and not self._spaced:
-            # A space is certain to follow and no entry holds one: nothing live can grow.
+            enc = self._scan(text)
+            if norm.word_closed and not self._spaced:
+                # A space is certain to follow and no entry holds one: nothing live can grow.
+                self._live = ""
+                self._live_chars = 0
+                self._live_from = self._count
+            else:
+                # The live window, kept as the automaton reads it (UTF-8 as Latin-1): drop
+                # characters from its front until what is left is a prefix of some entry;
+                # what is left is the depth of the automaton's state.
+                if not self._spaced and " " in text:
+                    # No entry holds a space: nothing up to the last one can begin a match.
+                    live = enc[enc.rfind(" ") + 1 :]
+                    chars = len(text) - text.rfind(" ") - 1
+                else:
+                    live = self._live + enc
+                    chars = self._live_chars + len(text)
+                match = self._match
+                if live and not match(live):
+                    step = _UTF8_LENGTH
+                    while True:
+                        # Step over one character: its lead byte tells its length.
+                        live = live[step[ord(live[0])] :]
+                        chars -= 1
+                        if not live or match(live):
+                            break
+                self._live = live
+                self._live_chars = chars
+                self._live_from = self._count - chars
+        elif norm.word_closed and self._live and not self._spaced:
             self._live_from = self._count
             self._live = ""
+            self._live_chars = 0
         if self._undecided:
             self._decide(self._live_from)
         elif self._allowed:
@@ -135,17 +171,26 @@ class StreamMasker:
         spans = self._spans
         if not spans or spans[-1][1] <= base:
             return segment
+        if self._fixed is None and (len(spans) == 1 or spans[-2][1] <= base):
+            # Only the last span reaches into the segment (the usual case): cut it out
+            # directly. The others are shown already and can no longer grow.
+            if len(spans) > 1:
+                del spans[:-1]
+            s_start, s_end = spans[0]
+            if s_start >= upto:
+                return segment
+            lo = s_start - base if s_start > base else 0
+            hi = s_end - base if s_end < upto else upto - base
+            return segment[:lo] + self._mask_char * (hi - lo) + segment[hi:]
         return self._mask_released(segment, base, upto)
 
     def flush(self) -> str:
         """End of the answer: return everything not yet shown, masked."""
         if self._auto is None:
             return ""
-        text, starts, wide = self._norm.flush()
+        text = self._norm.fold_flush(self._starts, self._wide)
         if text:
-            if wide:
-                self._wide.update(wide)
-            self._scan(text, starts)
+            self._scan(text)
         if self._undecided:
             self._decide(self._count)
         self._live = ""
@@ -155,66 +200,84 @@ class StreamMasker:
         self._base = self._fed
         return self._mask_released(segment, base, self._fed)
 
-    def _scan(self, text: str, starts: Sequence[int]) -> None:
+    def _scan(self, text: str) -> str:
+        """Search ``text`` (normalised, continuing the stream; its origins already mapped).
+
+        Returns ``text`` as the automaton reads it.
+        """
         raw = text.encode("utf-8")
+        enc = raw.decode("latin-1")
         count0 = self._count
-        self._count = count = count0 + len(text)
-        self._starts += starts
+        self._count = count0 + len(text)
         search = self._search
-        if search is None:
-            search = self._search = self._auto.iter(raw.decode("latin-1"))
-        else:
-            search.set(raw.decode("latin-1"))
+        search.set(enc)
         byte0 = self._bytes
+        self._bytes = byte0 + len(raw)
         for end, slot in search:
             value = self._info[slot]
             rel = end - byte0 + 1
             # Hits are rare: find the character position by decoding, only for them.
             char_end = count0 + (len(raw[:rel].decode("utf-8")) if len(raw) > len(text) else rel)
-            length = value >> LEN_SHIFT & LEN_MASK
+            start = char_end - (value >> LEN_SHIFT & LEN_MASK)
             if value & ALLOWED:
-                self._allowed.append((char_end - length, char_end))
+                self._allowed.append((start, char_end))
+            elif value & EXCUSABLE:
+                self._undecided.append((start, char_end))
             else:
-                self._undecided.append((char_end - length, char_end, value >> ID_SHIFT))
-        self._bytes = byte0 + len(raw)
-        # The live window: drop characters from its front until what is left is a prefix
-        # of some entry; what is left is the depth of the automaton's state.
-        live = self._live + text
-        drop = 0
-        if not self._spaced and " " in text:
-            # No entry holds a space, so nothing up to the last space can begin a match.
-            drop = live.rfind(" ") + 1
-        match = self._match
-        n = len(live)
-        while drop < n and not match(live[drop:].encode("utf-8").decode("latin-1")):
-            drop += 1
-        self._live = live[drop:]
-        self._live_from = count - n + drop
+                self._settle(start, char_end)
+        return enc
 
     def _decide(self, cut: int) -> None:
         """Settle banned hits starting before ``cut``: no allowed word can cover them later."""
-        settled = [hit for hit in self._undecided if hit[0] < cut]
+        undecided = self._undecided
+        allowed = self._allowed
+        if len(undecided) == 1:  # the usual case
+            start, end = undecided[0]
+            if start >= cut:
+                return
+            self._undecided = []
+            if allowed:
+                self._allowed = []
+                if any(a <= start and end <= b for a, b in allowed):
+                    return
+            self._settle(start, end)
+            return
+        settled = [hit for hit in undecided if hit[0] < cut]
         if not settled:
             return
-        self._undecided = [hit for hit in self._undecided if hit[0] >= cut]
+        self._undecided = [hit for hit in undecided if hit[0] >= cut]
         settled.sort()
-        allowed = self._allowed
-        spans = self._spans
-        starts = self._starts
-        wide = self._wide
-        offset = self._map_from
-        for start, end, _entry in settled:
-            if allowed and any(a <= start and end <= b for a, b in allowed):
-                continue
-            o_start = starts[start - offset]
-            last = starts[end - 1 - offset]
-            o_end = wide.get(last, last + 1) if wide else last + 1
-            if spans and o_start <= spans[-1][1]:
-                if o_end > spans[-1][1]:
-                    spans[-1][1] = o_end
-            else:
-                spans.append([o_start, o_end])
+        for start, end in settled:
+            if not (allowed and any(a <= start and end <= b for a, b in allowed)):
+                self._settle(start, end)
         self._allowed = [span for span in allowed if span[1] > cut] if self._undecided else []
+
+    def _settle(self, start: int, end: int) -> None:
+        """Mask normalised characters ``start`` to ``end``: their original span, merged."""
+        offset = self._map_from
+        o_start = self._starts[start - offset]
+        last = self._starts[end - 1 - offset]
+        o_end = self._wide.get(last, last + 1) if self._wide else last + 1
+        spans = self._spans
+        if not spans or o_start > spans[-1][1]:
+            spans.append([o_start, o_end])
+        elif o_start >= spans[-1][0]:
+            # Overlapping or touching spans become one, so a fixed mask appears once.
+            if o_end > spans[-1][1]:
+                spans[-1][1] = o_end
+        else:
+            # Settled out of order (a long hit around shorter ones, or a hit an allowed
+            # word might have excused): insert and merge; the list holds a few spans.
+            spans.append([o_start, o_end])
+            spans.sort()
+            merged = [spans[0]]
+            for span in spans[1:]:
+                if span[0] <= merged[-1][1]:
+                    if span[1] > merged[-1][1]:
+                        merged[-1][1] = span[1]
+                else:
+                    merged.append(span)
+            spans[:] = merged
 
     def _mask_released(self, segment: str, base: int, upto: int) -> str:
         spans = self._spans

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 
@@ -28,6 +27,17 @@ _SINGLES = re.compile(r" [^ ](?: [^ ](?![^ ]))+")
 _JAMO_RUN = re.compile(f"[{JAMO_FIRST}-{JAMO_LAST}]{{2,}}")
 _HAS_JAMO = re.compile(f"[{JAMO_FIRST}-{JAMO_LAST}]")
 _SPACE_THEN_ONE_LETTER = re.compile(" [^ ](?: |$)")
+# What the fast path of StreamNormalizer.feed cannot take: a character that folds to
+# several, a jamo, a double space, or a one-letter token between spaces (it may join its
+# neighbours); the chunk's edges are checked against the state.
+_BREAKS_FLOW = re.compile(f"[{EXPANDS}{JAMO_FIRST}-{JAMO_LAST}]|  | [^ ] ")
+# A chunk that folds to itself and flows: Hangul syllables and small Latin letters, words
+# of two or more letters between single spaces (the first may continue the current word),
+# perhaps a trailing space or a last one-letter token.
+_HANGUL_OR_LATIN = "\uac00-\ud7a3a-z"
+_PLAIN_FLOW = re.compile(
+    f"[{_HANGUL_OR_LATIN}]*(?: [{_HANGUL_OR_LATIN}]{{2,}})*(?: [{_HANGUL_OR_LATIN}]?)?"
+)
 _SPECIAL = re.compile(f"[{SKIP}{EXPANDS} {JAMO_FIRST}-{JAMO_LAST}]")
 
 
@@ -152,8 +162,9 @@ class StreamNormalizer:
     ``feed`` and ``flush`` return the text released, each character's original start, and
     the original end of the characters that span more (composed syllables, by start).
     ``held_from`` is the original index of the first character held back, or -1;
-    ``word_closed`` is true after a space that follows a word of two or more letters: the
-    next letter cannot join that word, whatever it is.
+    ``word_closed`` is true after a space that follows a word of two or more letters (and
+    perhaps a one-letter token held after it): the next letter cannot join that word,
+    whatever it is.
     """
 
     __slots__ = (
@@ -172,17 +183,127 @@ class StreamNormalizer:
         self.held_from = -1
         self.word_closed = False
 
-    def feed(self, chunk: str, base: int) -> tuple[str, Sequence[int], dict[int, int] | None]:
+    def feed(self, chunk: str, base: int) -> tuple[str, list[int], dict[int, int] | None]:
         """Fold ``chunk``, the original text from index ``base`` on."""
-        folded = chunk.translate(ONE_CHAR)
-        starts: Sequence[int]
-        if EXPANDS in folded:
-            folded, starts = fold_slow(chunk, base)
-        elif SKIP in folded:
-            starts = [i for i, c in enumerate(folded, base) if c != SKIP]
-            folded = folded.replace(SKIP, "")
+        starts: list[int] = []
+        wide: dict[int, int] = {}
+        text = self.fold(chunk, base, starts, wide)
+        return text, starts, wide or None
+
+    def flush(self) -> tuple[str, list[int], dict[int, int] | None]:
+        """End of text: release the held letter and compose the last jamo."""
+        starts: list[int] = []
+        wide: dict[int, int] = {}
+        text = self.fold_flush(starts, wide)
+        return text, starts, wide or None
+
+    def fold(self, chunk: str, base: int, starts: list[int], wide: dict[int, int]) -> str:
+        """``feed`` that appends the origins to ``starts`` and updates ``wide`` in place.
+
+        What the streaming masker calls: its own position map grows with no copies.
+        """
+        if _PLAIN_FLOW.fullmatch(chunk) is not None:
+            # Hangul syllables and small Latin letters fold to themselves, and the spaces
+            # are single with no lone letter between them: no need to fold or look again.
+            folded = chunk
+            starts += range(base, base + len(folded))
+            flows = True
         else:
-            starts = range(base, base + len(folded))
+            folded = chunk.translate(ONE_CHAR)
+            if EXPANDS in folded:
+                folded, slow_starts = fold_slow(chunk, base)
+                starts += slow_starts
+            elif SKIP in folded:
+                # Usually one or two marks (punctuation): cut around them, not a loop.
+                pos = 0
+                cut = folded.find(SKIP)
+                while cut >= 0:
+                    starts += range(base + pos, base + cut)
+                    pos = cut + 1
+                    cut = folded.find(SKIP, pos)
+                starts += range(base + pos, base + len(folded))
+                folded = folded.replace(SKIP, "")
+            else:
+                starts += range(base, base + len(folded))
+            flows = _BREAKS_FLOW.search(folded) is None
+        if not folded:
+            return ""
+        cur = self._cur
+        if (
+            flows
+            and not self._jamo
+            and (
+                cur == 2
+                or (cur == 0 and folded[0] != " " and folded[1:2] not in " ")  # 2+ letters
+                or (cur == 1 and folded[0] != " " and not JAMO_FIRST <= self._held <= JAMO_LAST)
+            )
+        ):
+            # Rule 2 when no one-letter token stands inside the chunk (the common case): the
+            # chunk continues the current word, or starts a word of two or more letters, or
+            # completes the held letter's word; its other tokens have two or more letters,
+            # except perhaps the last, which is held.
+            if cur != 2:
+                # The held letter joins the chunk's first word; a space before it comes back.
+                mark = len(starts) - len(folded)
+                if cur == 1:
+                    folded = self._held + folded
+                    starts.insert(mark, self._held_at)
+                if self._prev:
+                    folded = " " + folded
+                    starts.insert(mark, self._space_at)
+                self._cur = 2
+            if folded[-1] == " ":
+                # A word of two or more letters ended: the space waits for the next word.
+                self._prev = 2
+                self._cur = 0
+                self._space_at = starts.pop()
+                self.word_closed = True
+                self.held_from = -1
+                return folded[:-1]
+            if len(folded) > 1 and folded[-2] == " ":
+                # A one-letter token at the end may stand alone or start a word: hold it.
+                # The space before it is certain, so the word before that is closed.
+                self._prev = 2
+                self._cur = 1
+                self._held = folded[-1]
+                self._held_at = self.held_from = starts.pop()
+                self._space_at = starts.pop()
+                self.word_closed = True
+                return folded[:-2]
+            self.word_closed = False
+            if " " in folded:
+                self._prev = 2
+            self.held_from = -1
+            return folded
+        # Every branch above added one origin per character of ``folded``.
+        mark = len(starts) - len(folded)
+        chunk_starts = starts[mark:]
+        del starts[mark:]
+        return self._tokens(folded, chunk_starts, starts, wide)
+
+    def fold_flush(self, starts: list[int], wide: dict[int, int]) -> str:
+        """``flush`` that appends to ``starts`` and updates ``wide`` in place."""
+        out: list[str] = []
+        if self._cur == 1:
+            if self._prev == 2:
+                out.append(" ")
+                starts.append(self._space_at)
+            out.append(self._held)
+            starts.append(self._held_at)
+            self._prev, self._cur = 1, 0
+        self.held_from = -1
+        text = "".join(out)
+        if self._jamo or (text and _HAS_JAMO.search(text) is not None):
+            mark = len(starts) - len(text)
+            text_starts = starts[mark:]
+            del starts[mark:]
+            text = self._compose_chunk(text, text_starts, starts, wide, closed=True)
+        return text
+
+    def _tokens(
+        self, folded: str, chunk_starts: list[int], starts: list[int], wide: dict[int, int]
+    ) -> str:
+        """Rules 2 and 3 in general, for a folded chunk and each character's origin."""
         prev, cur, space_at = self._prev, self._cur, self._space_at
         held, held_at = self._held, self._held_at
         # Rule 3 has work only if jamo are waiting, arrive, or are released from hold.
@@ -191,24 +312,10 @@ class StreamNormalizer:
             or _HAS_JAMO.search(folded) is not None
             or (cur == 1 and JAMO_FIRST <= held <= JAMO_LAST)
         )
-        if cur == 2 and not jamo:
-            if " " not in folded:
-                # The common case: the middle of a long word flows straight through.
-                return folded, starts, None
-            if "  " not in folded and _SPACE_THEN_ONE_LETTER.search(folded) is None:
-                # Next most common: words of two or more letters, single spaces. Every space
-                # is kept except a trailing one, which waits for the next word.
-                self._prev = 2
-                if folded[-1] != " ":
-                    return folded, starts, None
-                self._cur = 0
-                self._space_at = starts[-1]
-                self.word_closed = True
-                return folded[:-1], starts[:-1], None
         # Rule 2 as a state machine over the tokens of the chunk; the state lives in
         # locals for speed and is written back at the end.
         out: list[str] = []
-        out_starts: list[int] = []
+        out_starts: list[int] = starts if not jamo else []
         pos = 0
         for token in folded.split(" "):
             if pos:  # a space came before this token
@@ -218,16 +325,16 @@ class StreamNormalizer:
                         out_starts.append(space_at)
                     out.append(held)
                     out_starts.append(held_at)
-                    prev, cur, space_at = 1, 0, starts[pos - 1]
+                    prev, cur, space_at = 1, 0, chunk_starts[pos - 1]
                 elif cur == 2:
-                    prev, cur, space_at = 2, 0, starts[pos - 1]
+                    prev, cur, space_at = 2, 0, chunk_starts[pos - 1]
             n = len(token)
             if n:
                 if cur == 2:
                     out.append(token)
-                    out_starts += starts[pos : pos + n]
+                    out_starts += chunk_starts[pos : pos + n]
                 elif cur == 0 and n == 1:
-                    cur, held, held_at = 1, token, starts[pos]
+                    cur, held, held_at = 1, token, chunk_starts[pos]
                 else:
                     if prev:
                         out.append(" ")
@@ -236,68 +343,49 @@ class StreamNormalizer:
                         out.append(held)
                         out_starts.append(held_at)
                     out.append(token)
-                    out_starts += starts[pos : pos + n]
+                    out_starts += chunk_starts[pos : pos + n]
                     cur = 2
             pos += n + 1
         self._prev, self._cur, self._space_at = prev, cur, space_at
         self._held, self._held_at = held, held_at
-        self.word_closed = cur == 0 and prev == 2
+        self.word_closed = prev == 2 and cur != 2
         if not jamo:
             self.held_from = held_at if cur == 1 else -1
-            return "".join(out), out_starts, None
+            return "".join(out)
         # A certain space also ends the jamo run: compose it now, as the whole text would.
-        result = self._compose_chunk("".join(out), out_starts, closed=self.word_closed)
+        text = self._compose_chunk("".join(out), out_starts, starts, wide, closed=self.word_closed)
         self.held_from = self._jamo_at[0] if self._jamo_at else (held_at if cur == 1 else -1)
-        return result
-
-    def flush(self) -> tuple[str, Sequence[int], dict[int, int] | None]:
-        """End of text: release the held letter and compose the last jamo."""
-        out: list[str] = []
-        out_starts: list[int] = []
-        if self._cur == 1:
-            if self._prev == 2:
-                out.append(" ")
-                out_starts.append(self._space_at)
-            out.append(self._held)
-            out_starts.append(self._held_at)
-            self._prev, self._cur = 1, 0
-        text, starts, wide = self._compose_chunk("".join(out), out_starts)
-        self.held_from = -1
-        if not self._jamo:
-            return text, starts, wide
-        tail, tail_starts, tail_wide = self._compose(closed=True)
-        all_wide = {**(wide or {}), **tail_wide}
-        return text + tail, [*starts, *tail_starts], all_wide
+        return text
 
     # ---- rule 3 --------------------------------------------------------------------------
 
     def _compose_chunk(
-        self, text: str, starts: list[int], *, closed: bool = False
-    ) -> tuple[str, Sequence[int], dict[int, int] | None]:
-        if not self._jamo and _HAS_JAMO.search(text) is None:
-            return text, starts, None
+        self,
+        text: str,
+        text_starts: list[int],
+        starts: list[int],
+        wide: dict[int, int],
+        *,
+        closed: bool,
+    ) -> str:
+        """Compose the jamo of ``text`` (origins ``text_starts``) with those waiting.
+
+        Appends the origins of the result to ``starts``; jamo that may still combine with
+        what comes next stay waiting unless ``closed``.
+        """
         res: list[str] = []
-        res_starts: list[int] = []
-        wide: dict[int, int] = {}
-        for ch, at in zip(text, starts, strict=True):
+        for ch, at in zip(text, text_starts, strict=True):
             if JAMO_FIRST <= ch <= JAMO_LAST:
                 self._jamo.append(ch)
                 self._jamo_at.append(at)
                 continue
             if self._jamo:
-                self._compose_into(res, res_starts, wide, closed=True)
+                self._compose_into(res, starts, wide, closed=True)
             res.append(ch)
-            res_starts.append(at)
+            starts.append(at)
         if self._jamo:
-            self._compose_into(res, res_starts, wide, closed=closed)
-        return "".join(res), res_starts, wide
-
-    def _compose(self, *, closed: bool) -> tuple[str, list[int], dict[int, int]]:
-        text: list[str] = []
-        starts: list[int] = []
-        wide: dict[int, int] = {}
-        self._compose_into(text, starts, wide, closed=closed)
-        return "".join(text), starts, wide
+            self._compose_into(res, starts, wide, closed=closed)
+        return "".join(res)
 
     def _compose_into(
         self, text: list[str], starts: list[int], wide: dict[int, int], *, closed: bool

@@ -105,3 +105,20 @@ def test_fixed_mask_appears_once_across_chunks(fixed_filter: WordFilter) -> None
 
 def test_spaced_entries_match_across_chunks() -> None:
     assert "".join(stream(SPACED, ["son ", "of a ", "bitch!"])) == "#!"
+
+
+def test_a_banned_word_inside_an_allowed_one_waits_others_settle_at_once() -> None:
+    from bot.moderation.automaton import ALLOWED, EXCUSABLE
+
+    flt = WordFilter.from_words(["시발", "개새끼"], ["시발점"])
+    flags = {
+        key.encode("latin-1").decode("utf-8"): flt.lists.info[slot] & (ALLOWED | EXCUSABLE)
+        for key, slot in flt.lists.automaton.items()
+    }
+    assert flags == {"시발": EXCUSABLE, "개새끼": 0, "시발점": ALLOWED}
+    masker = flt.masker()
+    assert masker.feed("개새끼") == ""  # settled, but the word may go on
+    assert masker.feed(" 시발") == "*** "  # masked and shown once the word is over
+    assert masker.feed("점") == ""  # 시발 waits: as 시발점 it is excused
+    assert masker.feed(" 끝") == "시발점 "
+    assert masker.flush() == "끝"

@@ -119,3 +119,20 @@ def test_the_map_is_ordered_and_in_range(text: str) -> None:
         assert 0 <= norm.starts[k] < norm.end(k) <= len(text)
     assert not norm.text.startswith(" ") and not norm.text.endswith(" ")
     assert "  " not in norm.text
+
+
+def test_the_plain_shortcut_only_takes_characters_that_fold_to_themselves() -> None:
+    # StreamNormalizer.fold skips folding for chunks of Hangul syllables and a-z.
+    from bot.moderation.chars import ONE_CHAR
+
+    plain = [chr(c) for c in range(0xAC00, 0xD7A4)] + [chr(c) for c in range(ord("a"), 123)]
+    assert "".join(plain).translate(ONE_CHAR) == "".join(plain)
+
+
+def test_a_lone_letter_after_a_word_closes_that_word() -> None:
+    norm = StreamNormalizer()
+    assert norm.feed("안녕 하", 0)[0] == "안녕"
+    assert norm.word_closed  # the space is certain; "하" may still join what follows
+    assert norm.held_from == 3
+    assert norm.feed("세요", 4)[0] == " 하세요"
+    assert not norm.word_closed
