@@ -47,6 +47,12 @@ def apply_mask(
     return "".join(parts)
 
 
+def _forget_before(wide: dict[int, int], pos: int) -> None:
+    """Drop the entries of ``wide`` (shared with the normaliser) for origins before ``pos``."""
+    for key in [key for key in wide if key < pos]:
+        del wide[key]
+
+
 # Length of a UTF-8 sequence by its lead byte (only lead bytes are ever looked up).
 _UTF8_LENGTH = bytes(1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4 for b in range(256))
 
@@ -64,7 +70,7 @@ class StreamMasker:
 
     __slots__ = (
         "_allowed", "_auto", "_base", "_bytes", "_count", "_fed", "_fixed", "_info",
-        "_lists", "_live", "_live_chars", "_live_from", "_map_from",
+        "_lists", "_live", "_live_from", "_map_from",
         "_mask_char", "_match", "_norm", "_pending", "_search", "_spaced", "_spans", "_starts",
         "_undecided", "_wide",
     )  # fmt: skip
@@ -77,7 +83,6 @@ class StreamMasker:
         self._spaced = lists.spaced
         self._mask_char = mask_char
         self._fixed = fixed_mask
-        self._norm = StreamNormalizer()
         self._pending = ""  # original text not yet released
         self._base = 0  # original index of _pending[0]
         self._fed = 0  # original characters fed so far
@@ -85,16 +90,16 @@ class StreamMasker:
         self._search: Any = lists.automaton.iter("") if lists.automaton is not None else None
         self._bytes = 0  # bytes given to the search so far
         self._count = 0  # normalised characters given to the search so far
-        # Normalised characters from index _live_from on (_live_chars of them) may still
-        # begin a match; _live is their UTF-8 read as Latin-1.
+        # Normalised characters from index _live_from on may still begin a match; _live is
+        # their UTF-8 read as Latin-1.
         self._live_from = 0
-        self._live_chars = 0
         self._live = ""
         # Original start of the normalised characters from index _map_from on, and the
         # original end of those that span several original characters (keyed by start).
         self._map_from = 0
         self._starts: list[int] = []
         self._wide: dict[int, int] = {}
+        self._norm = StreamNormalizer(self._starts, self._wide)  # writes into the map above
         self._undecided: list[tuple[int, int]] = []  # banned hits an allowed word may cover
         self._allowed: list[tuple[int, int]] = []  # allowed hits, kept while any is undecided
         self._spans: list[list[int]] = []  # original spans to mask, merged; the last is kept
@@ -110,14 +115,23 @@ class StreamMasker:
             return chunk
         self._pending += chunk
         norm = self._norm
-        text = norm.fold(chunk, base, self._starts, self._wide)
+        text = norm.fold(chunk, base)
         if text:
-            enc = self._scan(text)
+            # The search (as _scan, inline on this hot path).
+            raw = text.encode("utf-8")
+            enc = raw.decode("latin-1")
+            count0 = self._count
+            self._count = count = count0 + len(text)
+            search = self._search
+            search.set(enc)
+            byte0 = self._bytes
+            self._bytes = byte0 + len(raw)
+            for end, slot in search:
+                self._hit(end - byte0 + 1, slot, raw, len(text), count0)
             if norm.word_closed and not self._spaced:
                 # A space is certain to follow and no entry holds one: nothing live can grow.
-                self._live = ""
-                self._live_chars = 0
-                self._live_from = self._count
+                self._live = live = ""
+                self._live_from = live_from = count
             else:
                 # The live window, kept as the automaton reads it (UTF-8 as Latin-1): drop
                 # characters from its front until what is left is a prefix of some entry;
@@ -125,48 +139,53 @@ class StreamMasker:
                 if not self._spaced and " " in text:
                     # No entry holds a space: nothing up to the last one can begin a match.
                     live = enc[enc.rfind(" ") + 1 :]
-                    chars = len(text) - text.rfind(" ") - 1
+                    live_from = count0 + text.rfind(" ") + 1
                 else:
                     live = self._live + enc
-                    chars = self._live_chars + len(text)
+                    live_from = self._live_from
                 match = self._match
                 if live and not match(live):
                     step = _UTF8_LENGTH
                     while True:
                         # Step over one character: its lead byte tells its length.
                         live = live[step[ord(live[0])] :]
-                        chars -= 1
+                        live_from += 1
                         if not live or match(live):
                             break
                 self._live = live
-                self._live_chars = chars
-                self._live_from = self._count - chars
-        elif norm.word_closed and self._live and not self._spaced:
-            self._live_from = self._count
-            self._live = ""
-            self._live_chars = 0
+                self._live_from = live_from
+        else:
+            live_from = self._live_from
+            live = self._live
+            if norm.word_closed and live and not self._spaced:
+                self._live = live = ""
+                self._live_from = live_from = self._count
         if self._undecided:
-            self._decide(self._live_from)
+            self._decide(live_from)
         elif self._allowed:
             # An allowed hit only covers banned hits found no later than itself.
             self._allowed = []
-        upto = self._starts[self._live_from - self._map_from] if self._live else fed
+        upto = self._starts[live_from - self._map_from] if live else fed
         held = norm.held_from
         if 0 <= held < upto:
             upto = held
-        # Trim the map in batches; everything before _live_from is settled.
-        if self._live_from - self._map_from > 256:
-            del self._starts[: self._live_from - self._map_from]
-            self._map_from = self._live_from
+        # Trim the map in batches; everything before live_from is settled.
+        if live_from - self._map_from > 256:
+            del self._starts[: live_from - self._map_from]
+            self._map_from = live_from
             if self._wide:
-                self._wide = {k: v for k, v in self._wide.items() if k >= self._base}
+                _forget_before(self._wide, self._base)
         # Release: inline for the common case of nothing to mask.
         base = self._base
         if upto <= base:
             return ""
         pending = self._pending
-        segment = pending[: upto - base]
-        self._pending = pending[upto - base :]
+        if upto == fed:
+            segment = pending
+            self._pending = ""
+        else:
+            segment = pending[: upto - base]
+            self._pending = pending[upto - base :]
         self._base = upto
         spans = self._spans
         if not spans or spans[-1][1] <= base:
@@ -188,7 +207,7 @@ class StreamMasker:
         """End of the answer: return everything not yet shown, masked."""
         if self._auto is None:
             return ""
-        text = self._norm.fold_flush(self._starts, self._wide)
+        text = self._norm.fold_flush()
         if text:
             self._scan(text)
         if self._undecided:
@@ -200,32 +219,30 @@ class StreamMasker:
         self._base = self._fed
         return self._mask_released(segment, base, self._fed)
 
-    def _scan(self, text: str) -> str:
-        """Search ``text`` (normalised, continuing the stream; its origins already mapped).
-
-        Returns ``text`` as the automaton reads it.
-        """
+    def _scan(self, text: str) -> None:
+        """Search ``text`` (normalised, continuing the stream; its origins already mapped)."""
         raw = text.encode("utf-8")
-        enc = raw.decode("latin-1")
         count0 = self._count
         self._count = count0 + len(text)
         search = self._search
-        search.set(enc)
+        search.set(raw.decode("latin-1"))
         byte0 = self._bytes
         self._bytes = byte0 + len(raw)
         for end, slot in search:
-            value = self._info[slot]
-            rel = end - byte0 + 1
-            # Hits are rare: find the character position by decoding, only for them.
-            char_end = count0 + (len(raw[:rel].decode("utf-8")) if len(raw) > len(text) else rel)
-            start = char_end - (value >> LEN_SHIFT & LEN_MASK)
-            if value & ALLOWED:
-                self._allowed.append((start, char_end))
-            elif value & EXCUSABLE:
-                self._undecided.append((start, char_end))
-            else:
-                self._settle(start, char_end)
-        return enc
+            self._hit(end - byte0 + 1, slot, raw, len(text), count0)
+
+    def _hit(self, rel: int, slot: int, raw: bytes, chars: int, count0: int) -> None:
+        """A hit ending ``rel`` bytes into ``raw`` (``chars`` characters from ``count0``)."""
+        value = self._info[slot]
+        # Hits are rare: find the character position by decoding, only for them.
+        char_end = count0 + (len(raw[:rel].decode("utf-8")) if len(raw) > chars else rel)
+        start = char_end - (value >> LEN_SHIFT & LEN_MASK)
+        if value & ALLOWED:
+            self._allowed.append((start, char_end))
+        elif value & EXCUSABLE:
+            self._undecided.append((start, char_end))
+        else:
+            self._settle(start, char_end)
 
     def _decide(self, cut: int) -> None:
         """Settle banned hits starting before ``cut``: no allowed word can cover them later."""
@@ -286,5 +303,5 @@ class StreamMasker:
         while len(spans) > 1 and spans[0][1] < upto:
             del spans[0]
         if self._wide:
-            self._wide = {k: v for k, v in self._wide.items() if k >= upto}
+            _forget_before(self._wide, upto)
         return out

@@ -38,6 +38,7 @@ _HANGUL_OR_LATIN = "\uac00-\ud7a3a-z"
 _PLAIN_FLOW = re.compile(
     f"[{_HANGUL_OR_LATIN}]*(?: [{_HANGUL_OR_LATIN}]{{2,}})*(?: [{_HANGUL_OR_LATIN}]?)?"
 )
+_flows_plainly = _PLAIN_FLOW.fullmatch
 _SPECIAL = re.compile(f"[{SKIP}{EXPANDS} {JAMO_FIRST}-{JAMO_LAST}]")
 
 
@@ -169,10 +170,14 @@ class StreamNormalizer:
 
     __slots__ = (
         "_cur", "_held", "_held_at", "_jamo", "_jamo_at", "_prev", "_space_at", "held_from",
-        "word_closed",
+        "starts", "wide", "word_closed",
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, starts: list[int] | None = None, wide: dict[int, int] | None = None) -> None:
+        # Where ``fold`` writes the origins of the text it releases (appended) and the ends
+        # of the characters that span several (by start): the caller's own map, if given.
+        self.starts: list[int] = [] if starts is None else starts
+        self.wide: dict[int, int] = {} if wide is None else wide
         self._prev = 0  # previous token: 0 none yet, 1 one letter, 2 longer
         self._cur = 0  # current token: 0 none (after a space), 1 one letter held, 2 longer
         self._space_at = -1  # original index of the first space after the previous token
@@ -185,24 +190,28 @@ class StreamNormalizer:
 
     def feed(self, chunk: str, base: int) -> tuple[str, list[int], dict[int, int] | None]:
         """Fold ``chunk``, the original text from index ``base`` on."""
-        starts: list[int] = []
-        wide: dict[int, int] = {}
-        text = self.fold(chunk, base, starts, wide)
-        return text, starts, wide or None
+        return self._taken(self.fold(chunk, base))
 
     def flush(self) -> tuple[str, list[int], dict[int, int] | None]:
         """End of text: release the held letter and compose the last jamo."""
-        starts: list[int] = []
-        wide: dict[int, int] = {}
-        text = self.fold_flush(starts, wide)
+        return self._taken(self.fold_flush())
+
+    def _taken(self, text: str) -> tuple[str, list[int], dict[int, int] | None]:
+        # The origins of ``text`` are the last ones in ``starts``; hand them over.
+        mark = len(self.starts) - len(text)
+        starts = self.starts[mark:]
+        del self.starts[mark:]
+        wide = dict(self.wide)
+        self.wide.clear()
         return text, starts, wide or None
 
-    def fold(self, chunk: str, base: int, starts: list[int], wide: dict[int, int]) -> str:
+    def fold(self, chunk: str, base: int) -> str:
         """``feed`` that appends the origins to ``starts`` and updates ``wide`` in place.
 
         What the streaming masker calls: its own position map grows with no copies.
         """
-        if _PLAIN_FLOW.fullmatch(chunk) is not None:
+        starts = self.starts
+        if _flows_plainly(chunk) is not None and chunk:
             # Hangul syllables and small Latin letters fold to themselves, and the spaces
             # are single with no lone letter between them: no need to fold or look again.
             folded = chunk
@@ -225,9 +234,9 @@ class StreamNormalizer:
                 folded = folded.replace(SKIP, "")
             else:
                 starts += range(base, base + len(folded))
+            if not folded:
+                return ""
             flows = _BREAKS_FLOW.search(folded) is None
-        if not folded:
-            return ""
         cur = self._cur
         if (
             flows
@@ -235,20 +244,29 @@ class StreamNormalizer:
             and (
                 cur == 2
                 or (cur == 0 and folded[0] != " " and folded[1:2] not in " ")  # 2+ letters
-                or (cur == 1 and folded[0] != " " and not JAMO_FIRST <= self._held <= JAMO_LAST)
+                or (
+                    cur == 1
+                    and not JAMO_FIRST <= self._held <= JAMO_LAST
+                    # the held letter's word goes on, or a word of 2+ letters follows it
+                    and (folded[0] != " " or (folded[1:2] not in " " and folded[2:3] not in " "))
+                )
             )
         ):
             # Rule 2 when no one-letter token stands inside the chunk (the common case): the
             # chunk continues the current word, or starts a word of two or more letters, or
-            # completes the held letter's word; its other tokens have two or more letters,
-            # except perhaps the last, which is held.
+            # completes the held letter's word, or follows it with a word of two or more;
+            # its other tokens have two or more letters, except perhaps the last, held.
             if cur != 2:
                 # The held letter joins the chunk's first word; a space before it comes back.
                 mark = len(starts) - len(folded)
+                space = self._prev
                 if cur == 1:
+                    if folded[0] == " ":
+                        # The held letter stands alone; after another lone letter it joins.
+                        space = space == 2
                     folded = self._held + folded
                     starts.insert(mark, self._held_at)
-                if self._prev:
+                if space:
                     folded = " " + folded
                     starts.insert(mark, self._space_at)
                 self._cur = 2
@@ -279,10 +297,11 @@ class StreamNormalizer:
         mark = len(starts) - len(folded)
         chunk_starts = starts[mark:]
         del starts[mark:]
-        return self._tokens(folded, chunk_starts, starts, wide)
+        return self._tokens(folded, chunk_starts, starts, self.wide)
 
-    def fold_flush(self, starts: list[int], wide: dict[int, int]) -> str:
+    def fold_flush(self) -> str:
         """``flush`` that appends to ``starts`` and updates ``wide`` in place."""
+        starts = self.starts
         out: list[str] = []
         if self._cur == 1:
             if self._prev == 2:
@@ -297,7 +316,7 @@ class StreamNormalizer:
             mark = len(starts) - len(text)
             text_starts = starts[mark:]
             del starts[mark:]
-            text = self._compose_chunk(text, text_starts, starts, wide, closed=True)
+            text = self._compose_chunk(text, text_starts, starts, self.wide, closed=True)
         return text
 
     def _tokens(
