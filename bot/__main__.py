@@ -79,7 +79,14 @@ def _filter(text: str) -> int:
     except ImportError:
         print("the content filter is not part of this build", file=sys.stderr)
         return 2
-    return run_filter_cli(text, settings.banned_words_path, settings.allowed_words_path, sys.stdout)
+    return run_filter_cli(
+        text,
+        settings.banned_words_path,
+        settings.allowed_words_path,
+        sys.stdout,
+        mask_char=settings.filter_mask_char,
+        fixed_mask=settings.filter_fixed_mask,
+    )
 
 
 async def _until_terminated(work: Coroutine[Any, Any, int]) -> int:

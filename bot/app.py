@@ -137,7 +137,12 @@ def build_filter(settings: Settings) -> ContentFilter | None:
     factory = getattr(moderation, "load_content_filter", None)
     if factory is None:
         return None
-    result: ContentFilter = factory(settings.banned_words_path, settings.allowed_words_path)
+    result: ContentFilter = factory(
+        settings.banned_words_path,
+        settings.allowed_words_path,
+        mask_char=settings.filter_mask_char,
+        fixed_mask=settings.filter_fixed_mask,
+    )
     return result
 
 

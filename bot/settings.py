@@ -79,11 +79,18 @@ class Settings(BaseSettings):
     forms_enabled: bool = True
     form_idle_minutes: float = Field(30.0, gt=0, le=1440)
     forms_timezone: str = "Asia/Seoul"
+    filter_mask_char: str = Field("*", min_length=1, max_length=1)
+    filter_fixed_mask: str | None = Field(None, max_length=40)
 
     @field_validator("telegram_admin_ids", "slack_admin_user_ids", mode="before")
     @classmethod
     def _ids(cls, value: object) -> frozenset[str]:
         return _split_ids(value)
+
+    @field_validator("filter_fixed_mask", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -22,14 +22,24 @@ def _line(path: Path, number: int) -> str:
     return lines[number - 1].strip() if 0 < number <= len(lines) else "?"
 
 
-def run_filter_cli(text: str, banned_path: Path, allowed_path: Path, out: TextIO) -> int:
+def run_filter_cli(
+    text: str,
+    banned_path: Path,
+    allowed_path: Path,
+    out: TextIO,
+    *,
+    mask_char: str = "*",
+    fixed_mask: str | None = None,
+) -> int:
     """Print the verdict, the matched entries and the masked text.
 
     Returns 0 when the input policy lets ``text`` through, 1 when it would block it, and
     2 when the lists cannot be read.
     """
     try:
-        flt = WordFilter.from_files(banned_path, allowed_path)
+        flt = WordFilter.from_files(
+            banned_path, allowed_path, mask_char=mask_char, fixed_mask=fixed_mask
+        )
     except (OSError, WordListError) as exc:
         print(f"cannot load the word lists: {exc}", file=out)
         return EXIT_LISTS_UNREADABLE

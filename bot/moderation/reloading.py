@@ -141,6 +141,13 @@ class ReloadingWordFilter:
         return True
 
 
-def load_content_filter(banned_path: Path, allowed_path: Path) -> ReloadingWordFilter:
-    """The content filter ``bot.app`` installs: the list files, followed for changes."""
-    return ReloadingWordFilter(banned_path, allowed_path)
+def load_content_filter(
+    banned_path: Path, allowed_path: Path, *, mask_char: str = "*", fixed_mask: str | None = None
+) -> ReloadingWordFilter:
+    """The content filter ``bot.app`` installs: the list files, followed for changes.
+
+    Masks are ``mask_char`` once per character, or ``fixed_mask`` once per span when given.
+    """
+    return ReloadingWordFilter(
+        banned_path, allowed_path, mask_char=mask_char, fixed_mask=fixed_mask
+    )

@@ -124,6 +124,7 @@ async def test_check_prints_what_would_run_and_masks_tokens() -> None:
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"SLACK_BOT_TOKEN": "xoxb-1-2-abc"}, "SLACK_SIGNING_SECRET"),
         ({"TELEGRAM_BOT_TOKEN": "not-a-token"}, "TELEGRAM_BOT_TOKEN"),
+        ({"FILTER_MASK_CHAR": "**"}, "FILTER_MASK_CHAR"),
     ],
 )
 async def test_check_fails_on_bad_values(env: dict[str, str], message: str) -> None:

@@ -62,3 +62,9 @@ def test_python_m_bot_filter_exit_status(tmp_path: Path) -> None:
     passed = run("a good word")
     assert passed.returncode == 0, passed.stderr
     assert "verdict: allowed" in passed.stdout
+    env["FILTER_FIXED_MASK"] = "[삭제됨]"
+    fixed = run("a b.a.d.w.o.r.d here")
+    assert "masked: a [삭제됨] here" in fixed.stdout
+    env.pop("FILTER_FIXED_MASK")
+    env["FILTER_MASK_CHAR"] = "#"
+    assert "masked: a ############# here" in run("a b.a.d.w.o.r.d here").stdout

@@ -137,3 +137,12 @@ def test_load_content_filter_follows_the_files(files: tuple[Path, Path]) -> None
     verdict = flt.check("시발")
     assert verdict.blocked and [m.entry_id for m in verdict.matches] == [1]
     assert flt.mask("fuck") == "****"
+
+
+def test_load_content_filter_takes_the_mask_settings(files: tuple[Path, Path]) -> None:
+    fixed = load_content_filter(*files, fixed_mask="[삭제됨]")
+    masker = fixed.masker()
+    shown = masker.feed("이건 fuck 이야") + masker.flush()
+    assert shown == "이건 [삭제됨] 이야"
+    same = load_content_filter(*files, mask_char="#")
+    assert same.mask("f.u.c.k!") == "#######!"
