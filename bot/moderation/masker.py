@@ -113,7 +113,6 @@ class StreamMasker:
         if self._auto is None:
             self._base = fed
             return chunk
-        self._pending += chunk
         norm = self._norm
         text = norm.fold(chunk, base)
         if text:
@@ -150,7 +149,7 @@ class StreamMasker:
                         # Step over one character: its lead byte tells its length.
                         live = live[step[ord(live[0])] :]
                         live_from += 1
-                        if not live or match(live):
+                        if match(live):  # True for "" too: nothing is live
                             break
                 self._live = live
                 self._live_from = live_from
@@ -178,8 +177,9 @@ class StreamMasker:
         # Release: inline for the common case of nothing to mask.
         base = self._base
         if upto <= base:
+            self._pending += chunk
             return ""
-        pending = self._pending
+        pending = self._pending + chunk if self._pending else chunk
         if upto == fed:
             segment = pending
             self._pending = ""

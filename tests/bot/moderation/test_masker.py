@@ -122,3 +122,8 @@ def test_a_banned_word_inside_an_allowed_one_waits_others_settle_at_once() -> No
     assert masker.feed("점") == ""  # 시발 waits: as 시발점 it is excused
     assert masker.feed(" 끝") == "시발점 "
     assert masker.flush() == "끝"
+
+
+def test_the_empty_string_is_a_prefix_of_every_automaton(sample_filter: WordFilter) -> None:
+    # StreamMasker stops stepping through the live window on match(""), which is True.
+    assert sample_filter.lists.automaton.match("")
