@@ -39,6 +39,15 @@ end
 return 0
 """
 
+# Compare-and-extend: the holder keeps its lock alive while a long turn (a long streamed
+# answer) runs; a lock that expired or changed hands is left alone.
+_EXTEND_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")  # no glob characters (SCAN) and no braces (slots)
 _ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D"}
 _UNESCAPES = {v: k for k, v in _ESCAPES.items()}
@@ -133,6 +142,10 @@ class RedisSessionStore:
     Keys: ``{prefix}:session:{<key>}`` holds the JSON document, ``{prefix}:lock:{<key>}``
     the lock token (same hash tag, so same cluster slot), ``{prefix}:delivery:<id>`` the
     de-duplication marks.
+
+    The lock expires ``lock_timeout`` seconds after it was last renewed; while its turn runs
+    the holder renews it every third of that, so a long answer keeps its session while a
+    crashed or hung process loses it within ``lock_timeout``.
     """
 
     def __init__(
@@ -144,6 +157,7 @@ class RedisSessionStore:
         lock_wait: float = 30.0,
         prefix: str = "bot",
         redact: Iterable[str] = (),
+        renew_lock: bool = True,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
@@ -157,6 +171,7 @@ class RedisSessionStore:
         self.lock_wait = lock_wait
         self.prefix = prefix
         self._lock_ms = max(1, int(lock_timeout * 1000))
+        self._renew = renew_lock  # False only in tests that play a hung holder
         self._local = KeyedLocks()
         hidden = set(redact)
         password = client.get_connection_kwargs().get("password")
@@ -177,6 +192,7 @@ class RedisSessionStore:
         prefix: str = "bot",
         connect_timeout: float = 1.0,
         socket_timeout: float = 2.0,
+        renew_lock: bool = True,
     ) -> RedisSessionStore:
         """A store with its own client for ``url`` (``cluster=True`` for Redis Cluster)."""
         client = make_client(
@@ -189,6 +205,7 @@ class RedisSessionStore:
             lock_wait=lock_wait,
             prefix=prefix,
             redact=_password_of(url),
+            renew_lock=renew_lock,
         )
 
     @property
@@ -257,9 +274,16 @@ class RedisSessionStore:
         async with self._local.hold(name, self.lock_wait):
             lock_key = self.lock_key(name)
             token = await self._acquire(name, lock_key, deadline)
+            keeper = (
+                asyncio.create_task(self._keep(name, lock_key, token), name=f"lock:{name}")
+                if self._renew
+                else None
+            )
             try:
                 yield
             finally:
+                if keeper is not None:
+                    keeper.cancel()
                 # Shielded: a cancelled turn must still give the lock back at once rather
                 # than block the session until the lock expires.
                 await asyncio.shield(self._release(name, lock_key, token))
@@ -293,6 +317,24 @@ class RedisSessionStore:
             # back a lock we might hold (the script only deletes our own token).
             await asyncio.shield(self._release(name, lock_key, token))
             raise
+
+    async def _keep(self, name: str, lock_key: str, token: str) -> None:
+        """Renew the lock every third of its lifetime until cancelled or lost."""
+        interval = self.lock_timeout / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                kept = await self._client.eval(_EXTEND_SCRIPT, 1, lock_key, token, self._lock_ms)
+            except _BACKEND_ERRORS as exc:
+                # Try again next time: the lock lasts two more intervals.
+                log.warning(
+                    "could not renew the lock of session %s: %s", name, self._error("renew", exc)
+                )
+                continue
+            if not kept:
+                # Expired (the loop was blocked for lock_timeout) or taken: nothing to renew.
+                log.warning("lock of session %s was lost while its turn ran", name)
+                return
 
     async def _release(self, name: str, lock_key: str, token: str) -> None:
         try:

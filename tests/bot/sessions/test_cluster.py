@@ -120,7 +120,7 @@ async def test_different_sessions_run_concurrently(
 
 
 async def test_only_the_owner_releases_and_waiters_time_out(redis_cluster_url: str) -> None:
-    slow = new_store(redis_cluster_url, cluster=True, lock_timeout=0.1)
+    slow = new_store(redis_cluster_url, cluster=True, lock_timeout=0.1, renew_lock=False)
     fast = new_store(redis_cluster_url, cluster=True, lock_wait=2.0)
     third = new_store(redis_cluster_url, cluster=True, lock_wait=0.1)
     new_owner = fast.lock(ALICE)

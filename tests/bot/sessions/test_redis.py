@@ -49,9 +49,15 @@ def new_store(
     cluster: bool = False,
     lock_timeout: float = 60.0,
     lock_wait: float = 30.0,
+    renew_lock: bool = True,
 ) -> RedisSessionStore:
     return RedisSessionStore.from_url(
-        url, cluster=cluster, ttl_seconds=DAYS_30, lock_timeout=lock_timeout, lock_wait=lock_wait
+        url,
+        cluster=cluster,
+        ttl_seconds=DAYS_30,
+        lock_timeout=lock_timeout,
+        lock_wait=lock_wait,
+        renew_lock=renew_lock,
     )
 
 
@@ -262,7 +268,7 @@ async def test_lock_wait_timeout_raises_lock_timeout(
 async def test_holder_whose_lock_expired_does_not_release_the_new_owners_lock(
     redis_url: str, raw: redis.Redis
 ) -> None:
-    slow = new_store(redis_url, lock_timeout=0.1)
+    slow = new_store(redis_url, lock_timeout=0.1, renew_lock=False)  # a hung holder
     fast = new_store(redis_url, lock_wait=2.0)
     third = new_store(redis_url, lock_wait=0.1)
     try:
@@ -290,6 +296,40 @@ async def test_holder_whose_lock_expired_does_not_release_the_new_owners_lock(
     finally:
         for s in (slow, fast, third):
             await s.close()
+
+
+async def test_a_long_turn_keeps_its_lock_by_renewing_it(redis_url: str, raw: redis.Redis) -> None:
+    holder = new_store(redis_url, lock_timeout=0.3)
+    impatient = new_store(redis_url, lock_wait=0.1)
+    try:
+        async with holder.lock(ALICE):
+            for _ in range(4):  # 1.2 s: four lifetimes of a lock that was never renewed
+                await asyncio.sleep(0.3)
+                assert 0 < raw.pttl(holder.lock_key(ALICE)) <= 300
+                with pytest.raises(LockTimeout):
+                    async with impatient.lock(ALICE):
+                        pass
+        assert raw.exists(holder.lock_key(ALICE)) == 0
+        async with impatient.lock(ALICE):
+            pass
+    finally:
+        await holder.close()
+        await impatient.close()
+
+
+async def test_renewal_stops_when_the_lock_was_taken_over(
+    redis_url: str, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = new_store(redis_url, lock_timeout=0.3)
+    try:
+        async with holder.lock(ALICE):
+            raw.set(holder.lock_key(ALICE), "someone-else", px=5000)  # e.g. the loop hung
+            await asyncio.sleep(0.25)
+            assert raw.get(holder.lock_key(ALICE)) == "someone-else"
+        assert raw.get(holder.lock_key(ALICE)) == "someone-else"  # not released either
+        assert "was lost while its turn ran" in caplog.text
+    finally:
+        await holder.close()
 
 
 async def test_cancelled_waiters_leave_the_lock_usable(
