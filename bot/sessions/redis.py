@@ -320,33 +320,32 @@ class RedisSessionStore:
 
     async def _keep(self, name: str, lock_key: str, token: str) -> None:
         """Renew the lock every third of its lifetime until cancelled or lost."""
-        interval = self.lock_timeout / 3
         while True:
-            await asyncio.sleep(interval)
-            try:
-                kept = await self._client.eval(_EXTEND_SCRIPT, 1, lock_key, token, self._lock_ms)
-            except _BACKEND_ERRORS as exc:
-                # Try again next time: the lock lasts two more intervals.
-                log.warning(
-                    "could not renew the lock of session %s: %s", name, self._error("renew", exc)
-                )
-                continue
-            if not kept:
+            await asyncio.sleep(self.lock_timeout / 3)
+            kept = await self._owner_script("renew", _EXTEND_SCRIPT, name, lock_key, token)
+            if kept == 0:
                 # Expired (the loop was blocked for lock_timeout) or taken: nothing to renew.
                 log.warning("lock of session %s was lost while its turn ran", name)
                 return
+            # None (Redis failing): try again next time; the lock lasts two more intervals.
 
     async def _release(self, name: str, lock_key: str, token: str) -> None:
-        try:
-            released = await self._client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
-        except _BACKEND_ERRORS as exc:
-            # Not raised: the turn's work is done, and the lock expires by itself.
-            log.warning(
-                "could not release the lock of session %s: %s", name, self._error("unlock", exc)
-            )
-            return
-        if not released:
+        # A failure is not raised: the turn's work is done, and the lock expires by itself.
+        released = await self._owner_script("release", _RELEASE_SCRIPT, name, lock_key, token)
+        if released == 0:
             log.debug("lock of session %s was not held at release", name)
+
+    async def _owner_script(
+        self, what: str, script: str, name: str, lock_key: str, token: str
+    ) -> int | None:
+        """Run a compare-token script on the lock; None (logged) when Redis fails."""
+        try:
+            return int(await self._client.eval(script, 1, lock_key, token, self._lock_ms))
+        except _BACKEND_ERRORS as exc:
+            log.warning(
+                "could not %s the lock of session %s: %s", what, name, self._error(what, exc)
+            )
+            return None
 
     async def claim_delivery(self, delivery_id: str, ttl_seconds: int = 86_400) -> bool:
         key = self.delivery_key(delivery_id)
