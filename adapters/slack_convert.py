@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.turn import SessionKey, SessionScope, Turn
+from bot.turn import SessionScope, Turn
 
 PLATFORM = "slack"
 
@@ -39,19 +39,13 @@ class ConvertOptions:
 
 @dataclass(frozen=True, slots=True)
 class SlackTurn(Turn):
-    """A Turn that carries Slack's own session scope.
+    """A Turn with what only Slack's answer needs: the user's own team.
 
-    The manager asks every turn for ``session_key(<configured group scope>)``; on Slack a
-    channel conversation is a thread, so the scope chosen for Slack wins over the group
-    setting meant for Telegram groups. Private chats (DMs) stay per user whatever the scope.
+    Its ``scope`` is set from ``SLACK_SESSION_SCOPE`` (a channel conversation is a thread),
+    which wins over the group setting meant for Telegram groups; DMs stay per user.
     """
 
-    scope: SessionScope = SessionScope.THREAD
     recipient_team_id: str = ""  # the user's own team (differs in Slack Connect channels)
-
-    def session_key(self, scope: SessionScope = SessionScope.USER) -> SessionKey:
-        # Explicit base call: zero-argument super() does not work in a slots dataclass.
-        return Turn.session_key(self, self.scope)
 
 
 @dataclass(frozen=True, slots=True)
