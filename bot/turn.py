@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,22 +29,38 @@ class SessionKey:
     user: str = ""
 
     def __str__(self) -> str:
-        # ':' separates fields; ids never contain it on any platform we serve, and '{' '}'
-        # never appear, so the string is safe inside a Redis Cluster hash tag.
+        # ':' separates the fields and '-' stands for an empty one; the rare id that holds
+        # ':' or '%', or is '-' itself, is escaped, so different keys never share a string
+        # while every ordinary id reads as itself. '{' and '}' are escaped by the Redis store.
         return ":".join(
-            (self.platform, self.team or "-", self.chat, self.thread or "-", self.user or "-")
+            _field(part) for part in (self.platform, self.team, self.chat, self.thread, self.user)
         )
 
     @classmethod
     def parse(cls, value: str) -> SessionKey:
-        platform, team, chat, thread, user = value.split(":", 4)
-        return cls(
-            platform=platform,
-            team="" if team == "-" else team,
-            chat=chat,
-            thread="" if thread == "-" else thread,
-            user="" if user == "-" else user,
-        )
+        platform, team, chat, thread, user = (_unfield(part) for part in value.split(":", 4))
+        return cls(platform=platform, team=team, chat=chat, thread=thread, user=user)
+
+
+_FIELD_ESCAPES = {"%": "%25", ":": "%3A"}
+_FIELD_UNESCAPES = {"%25": "%", "%3A": ":", "%2D": "-"}
+_FIELD_ESCAPED = re.compile("%25|%3A|%2D")
+
+
+def _field(value: str) -> str:
+    if not value:
+        return "-"
+    if value == "-":
+        return "%2D"
+    if "%" in value or ":" in value:
+        return "".join(_FIELD_ESCAPES.get(c, c) for c in value)
+    return value
+
+
+def _unfield(text: str) -> str:
+    if text == "-":
+        return ""
+    return _FIELD_ESCAPED.sub(lambda m: _FIELD_UNESCAPES[m.group(0)], text) if "%" in text else text
 
 
 @dataclass(frozen=True, slots=True)
