@@ -1,8 +1,9 @@
-"""Forms over the real Redis store: a restart mid-form continues it; submissions keep the TTL."""
+"""Forms over the real Redis store and Cluster: a restart mid-form continues it; submissions
+keep the TTL."""
 
 from __future__ import annotations
 
-import redis.asyncio as redis
+import pytest
 
 from bot.forms.builtin.intake import SessionSubmissionStore
 from bot.manager import TurnResult
@@ -12,14 +13,23 @@ from tests.bot.forms.support import running
 TTL = 3600
 
 
-async def test_restart_in_the_middle_of_a_form_continues_it(redis_url: str) -> None:
-    first = RedisSessionStore.from_url(redis_url, ttl_seconds=TTL)
+@pytest.fixture(params=["standalone", "cluster"])
+def redis_target(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """A Redis server and whether it is a Cluster: the forms run unchanged on both."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster_url"), True
+    return request.getfixturevalue("redis_url"), False
+
+
+async def test_restart_in_the_middle_of_a_form_continues_it(redis_target: tuple[str, bool]) -> None:
+    redis_url, cluster = redis_target
+    first = RedisSessionStore.from_url(redis_url, cluster=cluster, ttl_seconds=TTL)
     async with running(store=first) as rig:
         await rig.say("상담 예약하고 싶어요")
         await rig.say("홍길동이요")
         await first.close()
         # A new process: a new connection, a new manager and stage; only Redis remains.
-        rig.store = RedisSessionStore.from_url(redis_url, ttl_seconds=TTL)
+        rig.store = RedisSessionStore.from_url(redis_url, cluster=cluster, ttl_seconds=TTL)
         rig.restart()
         try:
             assert await rig.say("010-1234-5678") == (
@@ -34,11 +44,7 @@ async def test_restart_in_the_middle_of_a_form_continues_it(redis_url: str) -> N
             assert [(r["name"], r["phone"], r["date"]) for r in records] == [
                 ("홍길동", "010-1234-5678", "2025-06-14")
             ]
-            raw = redis.from_url(redis_url)
-            try:
-                ttl = await raw.ttl(f"bot:session:{{form:intake:{records[0]['id']}:-:-}}")
-            finally:
-                await raw.aclose()
+            ttl = await rig.store.client.ttl(f"bot:session:{{form:intake:{records[0]['id']}:-:-}}")
             assert 0 < ttl <= TTL
         finally:
             await rig.store.close()
