@@ -70,8 +70,8 @@ class StreamMasker:
 
     __slots__ = (
         "_allowed", "_auto", "_base", "_bytes", "_count", "_fed", "_fixed", "_info",
-        "_lists", "_live", "_live_from", "_map_from",
-        "_mask_char", "_match", "_norm", "_pending", "_search", "_spaced", "_spans", "_starts",
+        "_lists", "_live", "_live_from", "_map_from", "_mask_char", "_masked_to",
+        "_match", "_norm", "_pending", "_search", "_spaced", "_spans", "_starts",
         "_undecided", "_wide",
     )  # fmt: skip
 
@@ -103,6 +103,7 @@ class StreamMasker:
         self._undecided: list[tuple[int, int]] = []  # banned hits an allowed word may cover
         self._allowed: list[tuple[int, int]] = []  # allowed hits, kept while any is undecided
         self._spans: list[list[int]] = []  # original spans to mask, merged; the last is kept
+        self._masked_to = 0  # the end of the last span (0 if none), for a quick test
 
     def feed(self, chunk: str) -> str:
         """Add a chunk of the answer; return the text that can be shown now."""
@@ -116,17 +117,17 @@ class StreamMasker:
         norm = self._norm
         text = norm.fold(chunk, base)
         if text:
-            # The search (as _scan, inline on this hot path).
-            raw = text.encode("utf-8")
-            enc = raw.decode("latin-1")
+            # The search (as _scan, inline on this hot path). ASCII reads the same as
+            # its UTF-8 (isascii is a flag test): no need to encode it.
+            enc = text if text.isascii() else text.encode("utf-8").decode("latin-1")
             count0 = self._count
             self._count = count = count0 + len(text)
             search = self._search
             search.set(enc)
             byte0 = self._bytes
-            self._bytes = byte0 + len(raw)
+            self._bytes = byte0 + len(enc)
             for end, slot in search:
-                self._hit(end - byte0 + 1, slot, raw, len(text), count0)
+                self._hit(end - byte0 + 1, slot, enc, len(text), count0)
             if norm.word_closed and not self._spaced:
                 # A space is certain to follow and no entry holds one: nothing live can grow.
                 self._live = live = ""
@@ -135,10 +136,10 @@ class StreamMasker:
                 # The live window, kept as the automaton reads it (UTF-8 as Latin-1): drop
                 # characters from its front until what is left is a prefix of some entry;
                 # what is left is the depth of the automaton's state.
-                if not self._spaced and " " in text:
+                if not self._spaced and (space := text.rfind(" ")) >= 0:
                     # No entry holds a space: nothing up to the last one can begin a match.
                     live = enc[enc.rfind(" ") + 1 :]
-                    live_from = count0 + text.rfind(" ") + 1
+                    live_from = count0 + space + 1
                 else:
                     live = self._live + enc
                     live_from = self._live_from
@@ -164,13 +165,14 @@ class StreamMasker:
         elif self._allowed:
             # An allowed hit only covers banned hits found no later than itself.
             self._allowed = []
-        upto = self._starts[live_from - self._map_from] if live else fed
+        settled = live_from - self._map_from  # index of live_from in the map
+        upto = self._starts[settled] if live else fed
         held = norm.held_from
         if 0 <= held < upto:
             upto = held
         # Trim the map in batches; everything before live_from is settled.
-        if live_from - self._map_from > 256:
-            del self._starts[: live_from - self._map_from]
+        if settled > 256:
+            del self._starts[:settled]
             self._map_from = live_from
             if self._wide:
                 _forget_before(self._wide, self._base)
@@ -179,17 +181,15 @@ class StreamMasker:
         if upto <= base:
             self._pending += chunk
             return ""
-        pending = self._pending + chunk if self._pending else chunk
-        if upto == fed:
-            segment = pending
-            self._pending = ""
-        else:
-            segment = pending[: upto - base]
-            self._pending = pending[upto - base :]
+        # Concatenating "" and slicing a whole string return it as is: no copies when
+        # nothing was pending or everything goes out.
+        pending = self._pending + chunk
+        segment = pending[: upto - base]
+        self._pending = pending[upto - base :]
         self._base = upto
-        spans = self._spans
-        if not spans or spans[-1][1] <= base:
+        if self._masked_to <= base:
             return segment
+        spans = self._spans
         if self._fixed is None and (len(spans) == 1 or spans[-2][1] <= base):
             # Only the last span reaches into the segment (the usual case): cut it out
             # directly. The others are shown already and can no longer grow.
@@ -221,21 +221,24 @@ class StreamMasker:
 
     def _scan(self, text: str) -> None:
         """Search ``text`` (normalised, continuing the stream; its origins already mapped)."""
-        raw = text.encode("utf-8")
+        enc = text.encode("utf-8").decode("latin-1")
         count0 = self._count
         self._count = count0 + len(text)
         search = self._search
-        search.set(raw.decode("latin-1"))
+        search.set(enc)
         byte0 = self._bytes
-        self._bytes = byte0 + len(raw)
+        self._bytes = byte0 + len(enc)
         for end, slot in search:
-            self._hit(end - byte0 + 1, slot, raw, len(text), count0)
+            self._hit(end - byte0 + 1, slot, enc, len(text), count0)
 
-    def _hit(self, rel: int, slot: int, raw: bytes, chars: int, count0: int) -> None:
-        """A hit ending ``rel`` bytes into ``raw`` (``chars`` characters from ``count0``)."""
+    def _hit(self, rel: int, slot: int, enc: str, chars: int, count0: int) -> None:
+        """A hit ending ``rel`` bytes into ``enc`` (``chars`` characters from ``count0``)."""
         value = self._info[slot]
-        # Hits are rare: find the character position by decoding, only for them.
-        char_end = count0 + (len(raw[:rel].decode("utf-8")) if len(raw) > chars else rel)
+        # Hits are rare: find the character position by decoding (``enc`` is UTF-8 read
+        # as Latin-1), only for them.
+        if len(enc) > chars:
+            rel = len(enc[:rel].encode("latin-1").decode("utf-8"))
+        char_end = count0 + rel
         start = char_end - (value >> LEN_SHIFT & LEN_MASK)
         if value & ALLOWED:
             self._allowed.append((start, char_end))
@@ -295,6 +298,7 @@ class StreamMasker:
                 else:
                     merged.append(span)
             spans[:] = merged
+        self._masked_to = spans[-1][1]
 
     def _mask_released(self, segment: str, base: int, upto: int) -> str:
         spans = self._spans
