@@ -65,6 +65,9 @@ class FloodPolicy:
     drafts: tuple[Window, ...] = (Window(0.5, 1), Window(5.0, 20), Window(30.0, 40))
     group_reserve: int = 3  # group slots interim edits leave free for final messages
     typing_interval: float = 4.5  # the typing status lasts 5 s on the client
+    # A draft is a 30-second preview: when the model pauses, the same draft is sent again
+    # after this long, so the answer does not vanish from the screen meanwhile (0: never).
+    draft_refresh: float = 20.0
 
     @staticmethod
     def slack(span: float) -> float:
@@ -411,12 +414,20 @@ class TelegramReplyStream(ReplyStream):
 
     async def _pump(self) -> None:
         """Shows the text as it grows: one platform call at a time, always the latest text."""
+        refresh_after = self.outbox.policy.draft_refresh
         try:
             while not self._closed.is_set():
-                await self._wake.wait()
+                refresh = False
+                if self._draft is not None and refresh_after > 0:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), refresh_after)
+                    except TimeoutError:
+                        refresh = True  # nothing new for a while: keep the draft alive
+                else:
+                    await self._wake.wait()
                 self._wake.clear()
                 while not self._closed.is_set():
-                    action = self._next_action()
+                    action = self._next_action(refresh=refresh)
                     if action is None:
                         break
                     # The first text of an answer is worth as much as its last: no pacing.
@@ -434,6 +445,7 @@ class TelegramReplyStream(ReplyStream):
                         ok = await self._interim(action)
                     finally:
                         self.outbox.sent(stamp)
+                    refresh = False
                     if not ok:
                         await self._sleep(1.0)  # a failure of ours: do not hammer the API
         except Exception:
@@ -456,7 +468,8 @@ class TelegramReplyStream(ReplyStream):
             return Payload(text, None, plain)
         return Payload(rendered.html.strip(), ParseMode.HTML, plain)
 
-    def _next_action(self) -> _Action | None:
+    def _next_action(self, *, refresh: bool = False) -> _Action | None:
+        """The next interim call, if any; ``refresh`` sends an unchanged draft again."""
         parts = split_message(self._text, self.limit)
         last = len(parts) - 1
         for index, part in enumerate(parts):
@@ -465,7 +478,7 @@ class TelegramReplyStream(ReplyStream):
                 if not payload.text:
                     return None
                 if self.target.private:
-                    if self._draft == (index, payload.text):
+                    if self._draft == (index, payload.text) and not refresh:
                         return None
                     return _Action("draft", index, payload)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Sequence
 
@@ -112,6 +113,25 @@ async def test_private_answer_shows_as_drafts_then_one_formatted_message(
     assert fake.bot_texts(USER) == ["서울은 맑고 21도예요. 내일은 비가 와요."]
     assert fake.bot_messages(USER)[0].entities[0]["type"] == "bold"
     assert fake.calls_to("editMessageText") == []
+    assert fake.rejected() == []
+
+
+async def test_a_draft_is_sent_again_while_the_model_pauses(fake: FakeTelegram) -> None:
+    policy = dataclasses.replace(FAST, draft_refresh=0.2)  # Telegram keeps a draft 30 s
+    async with Bot(TOKEN, base_url=fake.base_url) as bot:
+        stream = TelegramReplyStream(TelegramOutbox(bot, policy), ChatTarget(USER, private=True))
+        await stream.start()
+        stream.append("생각해 보면 ")
+        await asyncio.sleep(0.7)  # no new token for 0.7 s
+        drafts = fake.calls_to("sendMessageDraft", USER)
+        assert len(drafts) >= 3
+        assert {c.text for c in drafts} == {"생각해 보면"}
+        assert len({c.params["draft_id"] for c in drafts}) == 1  # the same draft, kept alive
+        await stream.finish("생각해 보면 맞아요.")
+        after = len(fake.calls_to("sendMessageDraft", USER))
+        await asyncio.sleep(0.3)
+        assert len(fake.calls_to("sendMessageDraft", USER)) == after  # none once finished
+    assert fake.bot_texts(USER) == ["생각해 보면 맞아요."]
     assert fake.rejected() == []
 
 
