@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from bench.common import banner, redis_server, summary
 from bot.glm.breaker import CircuitBreaker
@@ -31,7 +31,7 @@ class TimedClient(GlmClient):
         super().__init__(**kw)  # type: ignore[arg-type]
         self.stamps: list[float] = []
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         async for chunk in super().stream(request):
             if chunk.content:
                 self.stamps.append(time.perf_counter())

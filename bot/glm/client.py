@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 import aiohttp
 import backoff
@@ -124,7 +124,7 @@ class GlmClient:
             raise GlmConnectionError(_client_error_text(exc)) from exc
         return _parse_completion(body)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         """Yield chunks as they arrive; the last one has ``finish_reason`` (and usually usage)."""
         waits = self._delays()
         attempt = 0

@@ -124,28 +124,30 @@ class GuardedGlm:
         first_at: float | None = None
         recorded = False
         try:
-            async with asyncio.timeout_at(deadline) as guard:
-                async with (
-                    self.bulkhead.slot(timeout=max(0.0, deadline - loop.time())),
-                    aclosing(self._chunks(request)) as chunks,
-                ):
-                    async for item in chunks:
-                        if first_at is not None:
-                            guard.reschedule(loop.time() + stall)
-                        if item.content:
-                            if first_at is None:
-                                first_at = loop.time()
-                                guard.reschedule(first_at + stall)
-                                self.breaker.record_success()
-                                recorded = True
-                            parts.append(item.content)
-                            on_text(item.content)
-                        if item.tool_calls:
-                            calls.add(item.tool_calls)
-                        if item.usage is not None:
-                            usage = item.usage
-                        if item.finish_reason is not None:
-                            finish = item.finish_reason
+            # The slot first, with its own wait bounded by the deadline: a slot granted just
+            # as an enclosing timeout fired would swallow that timeout's cancellation.
+            async with (
+                self.bulkhead.slot(timeout=max(0.0, deadline - loop.time())),
+                asyncio.timeout_at(deadline) as guard,
+                aclosing(self._chunks(request)) as chunks,
+            ):
+                async for item in chunks:
+                    if first_at is not None:
+                        guard.reschedule(loop.time() + stall)
+                    if item.content:
+                        if first_at is None:
+                            first_at = loop.time()
+                            guard.reschedule(first_at + stall)
+                            self.breaker.record_success()
+                            recorded = True
+                        parts.append(item.content)
+                        on_text(item.content)
+                    if item.tool_calls:
+                        calls.add(item.tool_calls)
+                    if item.usage is not None:
+                        usage = item.usage
+                    if item.finish_reason is not None:
+                        finish = item.finish_reason
         except TimeoutError:
             text = "".join(parts)
             if first_at is None:
@@ -214,8 +216,11 @@ class GuardedGlm:
         an exception raised by ``on_text`` is the caller's own and is not caught here.
         """
         try:
-            async for chunk in self.client.stream(request):
-                yield chunk
+            # aclosing: a caller that stops early (on_text raised) closes the response here
+            # and now, inside the bulkhead slot, not later from the garbage collector.
+            async with aclosing(self.client.stream(request)) as stream:
+                async for chunk in stream:
+                    yield chunk
         except GlmError:
             raise
         except Exception as err:

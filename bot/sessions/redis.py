@@ -320,6 +320,12 @@ class RedisSessionStore:
 
     async def _keep(self, name: str, lock_key: str, token: str) -> None:
         """Renew the lock every third of its lifetime until cancelled or lost."""
+        try:
+            await self._renew_until_lost(name, lock_key, token)
+        except Exception:  # a bug here must not go unseen, nor end the turn
+            log.exception("lock renewal of session %s stopped", name)
+
+    async def _renew_until_lost(self, name: str, lock_key: str, token: str) -> None:
         while True:
             await asyncio.sleep(self.lock_timeout / 3)
             kept = await self._owner_script("renew", _EXTEND_SCRIPT, name, lock_key, token)

@@ -162,7 +162,8 @@ class SessionSubmissionStore:
         await self.store.save(session)
 
     async def recent(self, form: str, limit: int) -> list[dict[str, Any]]:
-        prefix = f"{SUBMISSION_PLATFORM}:{form}:"
+        # The key of any submission of ``form``, up to its id (ids may be escaped in keys).
+        prefix = str(self.key(form, "x"))[: -len("x:-:-")]
         names = sorted([k async for k in self.store.keys() if k.startswith(prefix)], reverse=True)
         records: list[dict[str, Any]] = []
         for name in names[:limit]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
@@ -198,7 +198,7 @@ async def test_an_error_in_on_text_is_the_callers_not_a_glm_failure(
 
 async def test_an_unexpected_client_bug_becomes_a_failed_answer(client: GlmClient) -> None:
     class Broken(GlmClient):
-        async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
             raise KeyError("parser bug")
             yield Chunk()  # pragma: no cover - makes this an async generator
 
@@ -206,3 +206,57 @@ async def test_an_unexpected_client_bug_becomes_a_failed_answer(client: GlmClien
     answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
     assert answer.outcome is Outcome.FAILED
     assert answer.error is not None and "KeyError" in str(answer.error)
+
+
+class _Scripted(GlmClient):
+    """A client whose stream is scripted in-process: for races no server can time exactly."""
+
+    def __init__(self, script: Callable[[], AsyncGenerator[Chunk, None]]) -> None:
+        super().__init__(base_url="http://127.0.0.1:9", api_key="k")
+        self.script = script
+
+    def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:  # type: ignore[override]
+        return self.script()
+
+
+async def test_a_slot_freed_as_the_deadline_passes_still_ends_in_the_fallback() -> None:
+    async def late() -> AsyncGenerator[Chunk, None]:
+        await asyncio.sleep(0.2)
+        yield Chunk(content="늦은 답")
+        yield Chunk(finish_reason="stop")
+
+    loop = asyncio.get_running_loop()
+    bulkhead = Bulkhead(1)
+    # The only slot is busy; it frees at a set loop time (the semaphore directly: the slot's
+    # context manager cannot be left from a timer callback).
+    await bulkhead._sem.acquire()
+    g = GuardedGlm(_Scripted(late), model="m", first_token_timeout=0.5, bulkhead=bulkhead)
+    start = loop.time()
+    loop.call_at(start + 0.45, bulkhead._sem.release)
+    # The loop lags over the deadline, so the slot and the deadline fire in one iteration.
+    loop.call_at(start + 0.40, time.sleep, 0.2)
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome in (Outcome.TIMEOUT, Outcome.FAILED)
+    assert bulkhead.in_use == 0
+
+
+async def test_a_stream_left_early_is_closed_at_once_inside_its_slot() -> None:
+    closed: list[int] = []
+    bulkhead = Bulkhead(2)
+
+    async def endless() -> AsyncGenerator[Chunk, None]:
+        try:
+            yield Chunk(content="하나")
+            await asyncio.sleep(10)
+        finally:
+            closed.append(bulkhead.in_use)
+
+    g = GuardedGlm(_Scripted(endless), model="m", bulkhead=bulkhead)
+
+    def broken(_text: str) -> None:
+        raise ValueError("reply broke")
+
+    with pytest.raises(ValueError):
+        await g.stream_answer(g.request(user("x")), broken)
+    assert closed == [1]  # closed before the slot was given back, not by the collector
+    assert bulkhead.in_use == 0
