@@ -45,6 +45,7 @@ class CompiledLists:
     allowed_count: int
     skipped: tuple[tuple[str, int], ...]  # ("banned" | "allowed", entry id) not loaded
     spaced: bool = False  # some entry contains a space, so a match may span one
+    longest: int = 0  # bytes in the longest key: no live match can be longer
 
 
 def compile_lists(
@@ -55,6 +56,7 @@ def compile_lists(
     info: array[int] = array("q")
     skipped: list[tuple[str, int]] = []
     spaced = False
+    longest = 0
     banned_count = 0
     for entry_id, word in banned:
         key = normalize_word(word)
@@ -63,6 +65,7 @@ def compile_lists(
             continue
         _, enc = encode_key(key)
         spaced = spaced or " " in key
+        longest = max(longest, len(enc))
         # Two lines with the same normalised form: the first keeps its id.
         if auto.get(enc, -1) == -1:
             auto.add_word(enc, len(info))
@@ -77,6 +80,7 @@ def compile_lists(
             continue
         _, enc = encode_key(key)
         spaced = spaced or " " in key
+        longest = max(longest, len(enc))
         allowed_keys.append(enc)
         slot = auto.get(enc, -1)
         if slot == -1:
@@ -88,7 +92,7 @@ def compile_lists(
         allowed_count += 1
     if banned_count == 0:
         # Nothing can be blocked; skip scanning altogether.
-        return CompiledLists(None, info, 0, allowed_count, tuple(skipped), spaced)
+        return CompiledLists(None, info, 0, allowed_count, tuple(skipped), spaced, longest)
     auto.make_automaton()
     # A banned hit can only be excused by an allowed word that contains it; most banned
     # entries occur in none, so a streamed hit of theirs is settled at once.
@@ -96,4 +100,4 @@ def compile_lists(
         for _end, inner in auto.iter(key):
             if not info[inner] & ALLOWED:
                 info[inner] |= EXCUSABLE
-    return CompiledLists(auto, info, banned_count, allowed_count, tuple(skipped), spaced)
+    return CompiledLists(auto, info, banned_count, allowed_count, tuple(skipped), spaced, longest)

@@ -47,6 +47,15 @@ def apply_mask(
     return "".join(parts)
 
 
+def _clip(live: str, live_from: int, limit: int) -> tuple[str, int]:
+    """The last ``limit`` bytes of ``live`` (UTF-8 read as Latin-1), from a character start."""
+    cut = len(live) - limit
+    while cut < len(live) and 0x80 <= ord(live[cut]) < 0xC0:  # inside a character: skip it
+        cut += 1
+    dropped = live[:cut].encode("latin-1").decode("utf-8")
+    return live[cut:], live_from + len(dropped)
+
+
 def _forget_before(wide: dict[int, int], pos: int) -> None:
     """Drop the entries of ``wide`` (shared with the normaliser) for origins before ``pos``."""
     for key in [key for key in wide if key < pos]:
@@ -70,7 +79,7 @@ class StreamMasker:
 
     __slots__ = (
         "_allowed", "_auto", "_base", "_bytes", "_count", "_fed", "_fixed", "_info",
-        "_lists", "_live", "_live_from", "_map_from", "_mask_char", "_masked_to",
+        "_lists", "_live", "_live_from", "_longest", "_map_from", "_mask_char", "_masked_to",
         "_match", "_norm", "_pending", "_search", "_spaced", "_spans", "_starts",
         "_undecided", "_wide",
     )  # fmt: skip
@@ -81,6 +90,7 @@ class StreamMasker:
         self._match: Any = lists.automaton.match if lists.automaton is not None else None
         self._info = lists.info
         self._spaced = lists.spaced
+        self._longest = lists.longest
         self._mask_char = mask_char
         self._fixed = fixed_mask
         self._pending = ""  # original text not yet released
@@ -143,6 +153,10 @@ class StreamMasker:
                 else:
                     live = self._live + enc
                     live_from = self._live_from
+                if len(live) > self._longest:
+                    # A long run with no space (a pasted blob): no key is longer than this,
+                    # which keeps the walk below short whatever the chunk.
+                    live, live_from = _clip(live, live_from, self._longest)
                 match = self._match
                 if live and not match(live):
                     step = _UTF8_LENGTH

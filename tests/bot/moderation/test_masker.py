@@ -127,3 +127,18 @@ def test_a_banned_word_inside_an_allowed_one_waits_others_settle_at_once() -> No
 def test_the_empty_string_is_a_prefix_of_every_automaton(sample_filter: WordFilter) -> None:
     # StreamMasker stops stepping through the live window on match(""), which is True.
     assert sample_filter.lists.automaton.match("")
+
+
+@pytest.mark.parametrize(
+    "banned", [["시발", "fuck"], ["a"], ["ab", "가나다라마바사아자차카타파하"]]
+)
+def test_a_long_run_without_spaces_is_masked_like_the_whole_text(banned: list[str]) -> None:
+    flt = WordFilter.from_words(banned, ["시발점"])
+    blob = ("가나다시발점라마fuckab" * 2000)[:20_000]
+    chunks = [blob[:7], blob[7:15_000], blob[15_000:]]
+    masker = flt.masker()
+    shown = []
+    for chunk in chunks:
+        shown.append(masker.feed(chunk))
+        assert len(masker._live) <= flt.lists.longest  # the held window stays short
+    assert "".join(shown) + masker.flush() == flt.mask(blob)
