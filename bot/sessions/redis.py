@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
@@ -47,6 +48,20 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+# Fenced save: a turn writes its session only while it still holds the session's lock, so a
+# turn whose lock expired (a loop blocked for a minute) cannot overwrite the next turn's
+# history. Both keys carry the same hash tag, so it runs on Redis Cluster too.
+_FENCED_SAVE_SCRIPT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# The Redis locks the current task holds, by session key: save() fences writes with them.
+_HELD: ContextVar[dict[str, str] | None] = ContextVar("redis_session_locks", default=None)
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.:-]+$")  # no glob characters (SCAN) and no braces (slots)
 _ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D"}
@@ -255,8 +270,24 @@ class RedisSessionStore:
 
     async def save(self, session: Session) -> None:
         raw = session.to_json()
+        token = (_HELD.get() or {}).get(session.key)
         with self._translate("save"):
-            await self._client.set(self.session_key(session.key), raw, ex=self.ttl_seconds)
+            if token is None:  # not under this session's lock (e.g. a form submission)
+                await self._client.set(self.session_key(session.key), raw, ex=self.ttl_seconds)
+                return
+            saved = await self._client.eval(
+                _FENCED_SAVE_SCRIPT,
+                2,
+                self.lock_key(session.key),
+                self.session_key(session.key),
+                token,
+                raw,
+                self.ttl_seconds,
+            )
+        if not saved:
+            raise SessionStoreError(
+                f"session {session.key} not saved: its lock expired or passed to another turn"
+            )
 
     async def delete(self, key: SessionKey) -> bool:
         with self._translate("delete"):
@@ -274,6 +305,7 @@ class RedisSessionStore:
         async with self._local.hold(name, self.lock_wait):
             lock_key = self.lock_key(name)
             token = await self._acquire(name, lock_key, deadline)
+            held = _HELD.set({**(_HELD.get() or {}), name: token})
             keeper = (
                 asyncio.create_task(self._keep(name, lock_key, token), name=f"lock:{name}")
                 if self._renew
@@ -282,6 +314,7 @@ class RedisSessionStore:
             try:
                 yield
             finally:
+                _HELD.reset(held)
                 if keeper is not None:
                     keeper.cancel()
                 # Shielded: a cancelled turn must still give the lock back at once rather

@@ -332,6 +332,21 @@ async def test_renewal_stops_when_the_lock_was_taken_over(
         await holder.close()
 
 
+async def test_a_turn_that_lost_its_lock_cannot_overwrite_the_session(
+    store: RedisSessionStore, raw: redis.Redis
+) -> None:
+    await store.save(session_for(ALICE, "첫 질문"))  # outside any lock: a plain write
+    async with store.lock(ALICE):
+        mine = await store.load(ALICE)
+        mine.history.append(Message("user", "내 턴"))
+        await store.save(mine)  # still the holder: saved
+        raw.set(store.lock_key(ALICE), "next-turn", px=5000)  # expired and taken meanwhile
+        mine.history.append(Message("assistant", "늦은 답"))
+        with pytest.raises(SessionStoreError, match="not saved"):
+            await store.save(mine)
+    assert contents(await store.load(ALICE)) == ["첫 질문", "내 턴"]
+
+
 async def test_cancelled_waiters_leave_the_lock_usable(
     store: RedisSessionStore, other_store: RedisSessionStore, raw: redis.Redis
 ) -> None:
