@@ -309,6 +309,9 @@ def _gone(exc: BadRequest) -> bool:
     return "message to edit not found" in text or "message can't be edited" in text
 
 
+_MAX_DRAFT_REFRESHES = 3
+
+
 class TelegramReplyStream(ReplyStream):
     """Shows one growing answer in one chat.
 
@@ -336,6 +339,8 @@ class TelegramReplyStream(ReplyStream):
         self._text = ""
         self._shown: dict[int, _Shown] = {}  # part index → message showing it
         self._draft: tuple[int, str] | None = None  # (part index, text) of the live draft
+        self._draft_at = 0.0  # outbox clock when it was last sent
+        self._refreshes = 0  # times the live draft was sent again unchanged
         self._draft_ids: dict[int, int] = {}
         self._plain_parts: set[int] = set()  # parts Telegram refused to parse: send plain
         self._wake = asyncio.Event()
@@ -417,12 +422,25 @@ class TelegramReplyStream(ReplyStream):
         refresh_after = self.outbox.policy.draft_refresh
         try:
             while not self._closed.is_set():
+                # Keep a live draft alive: counted from when it was last sent, not from the
+                # last wake (chunks of whitespace wake the loop but change no draft), and a
+                # few times at most (the stall timeout ends a silent answer well before).
                 refresh = False
-                if self._draft is not None and refresh_after > 0:
+                if (
+                    self._draft is not None
+                    and refresh_after > 0
+                    and self._refreshes < _MAX_DRAFT_REFRESHES
+                ):
+                    remaining = self._draft_at + refresh_after - self.outbox.clock()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), refresh_after)
+                        if remaining > 0:
+                            await asyncio.wait_for(self._wake.wait(), remaining)
                     except TimeoutError:
-                        refresh = True  # nothing new for a while: keep the draft alive
+                        pass
+                    now = self.outbox.clock()
+                    refresh = self._draft_at + refresh_after <= now
+                    if refresh:
+                        self._draft_at = now  # this turn is used even if nothing is sent
                 else:
                     await self._wake.wait()
                 self._wake.clear()
@@ -445,6 +463,8 @@ class TelegramReplyStream(ReplyStream):
                         ok = await self._interim(action)
                     finally:
                         self.outbox.sent(stamp)
+                    if refresh:
+                        self._refreshes += 1
                     refresh = False
                     if not ok:
                         await self._sleep(1.0)  # a failure of ours: do not hammer the API
@@ -507,7 +527,10 @@ class TelegramReplyStream(ReplyStream):
                     message_thread_id=self.target.thread_id,
                     parse_mode=payload.parse_mode,
                 )
+                if self._draft != (action.index, payload.text):
+                    self._refreshes = 0  # new text: its draft may be kept alive again
                 self._draft = (action.index, payload.text)
+                self._draft_at = self.outbox.clock()
             elif action.edit:
                 shown = self._shown[action.index]
                 await self.bot.edit_message_text(

@@ -228,7 +228,7 @@ class ConversationManager:
                 else:
                     await reply.finish(said)
                 self._remember(session, turn, lang, text, said)
-                await self.store.save(session)
+                await self._save_after_reply(session, key)
                 return TurnResult.FORM
             if form_reply is not None:
                 pending = form_reply.pending_question
@@ -244,13 +244,17 @@ class ConversationManager:
         result = await self._finish(answer, shown, lang, reply, key, pending)
         if result in (TurnResult.ANSWERED, TurnResult.PARTIAL):
             self._remember(session, turn, lang, text, shown)
-            try:
-                await self.store.save(session)
-            except SessionStoreError as exc:
-                # The user already has the answer; only the memory of it is lost.
-                log.error("save failed session=%s: %s", key, exc)
+            await self._save_after_reply(session, key)
         timings.finished = self.clock()
         return result
+
+    async def _save_after_reply(self, session: Session, key: SessionKey) -> None:
+        try:
+            await self.store.save(session)
+        except SessionStoreError as exc:
+            # The user already has the answer; only the memory of it is lost (a second reply
+            # saying the store is down would contradict the first).
+            log.error("save failed session=%s: %s", key, exc)
 
     async def _phrase(
         self,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing
 
 import aiohttp
 import backoff
@@ -131,14 +132,17 @@ class GlmClient:
         shown = False
         while True:
             try:
-                async for chunk in self._stream_once(request):
-                    if chunk.content or chunk.tool_calls:
-                        shown = True
-                    elif (
-                        chunk.finish_reason == FINISH_NETWORK_ERROR and not shown
-                    ):  # the provider's own network error before any text: worth another try
-                        raise GlmServerError("provider network error", code="1234")
-                    yield chunk
+                # aclosing: a caller that stops early closes the HTTP response now, in its
+                # own task, not later from the garbage collector.
+                async with aclosing(self._stream_once(request)) as chunks:
+                    async for chunk in chunks:
+                        if chunk.content or chunk.tool_calls:
+                            shown = True
+                        elif (
+                            chunk.finish_reason == FINISH_NETWORK_ERROR and not shown
+                        ):  # the provider's own network error before any text: worth another try
+                            raise GlmServerError("provider network error", code="1234")
+                        yield chunk
                 return
             except GlmError as err:
                 if shown:
@@ -150,7 +154,7 @@ class GlmClient:
                     raise
                 await self._pause(waits, attempt, err)
 
-    async def _stream_once(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def _stream_once(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         # No total timeout: a long answer that keeps flowing must never be cut. Stalls are
         # detected by the caller's inter-token timeout, which cancels this generator.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -314,9 +315,12 @@ class RedisSessionStore:
             try:
                 yield
             finally:
-                _HELD.reset(held)
                 if keeper is not None:
                     keeper.cancel()
+                # Exited from another context (a generator finalised by the collector): the
+                # variable there never held this lock, so there is nothing to undo.
+                with contextlib.suppress(ValueError):
+                    _HELD.reset(held)
                 # Shielded: a cancelled turn must still give the lock back at once rather
                 # than block the session until the lock expires.
                 await asyncio.shield(self._release(name, lock_key, token))

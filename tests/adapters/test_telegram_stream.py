@@ -135,6 +135,23 @@ async def test_a_draft_is_sent_again_while_the_model_pauses(fake: FakeTelegram) 
     assert fake.rejected() == []
 
 
+async def test_whitespace_does_not_put_off_the_draft_refresh_which_stops_after_three(
+    fake: FakeTelegram,
+) -> None:
+    policy = dataclasses.replace(FAST, draft_refresh=0.2)
+    async with Bot(TOKEN, base_url=fake.base_url) as bot:
+        stream = TelegramReplyStream(TelegramOutbox(bot, policy), ChatTarget(USER, private=True))
+        await stream.start()
+        stream.append("생각해 보면")
+        for _ in range(24):  # 1.2 s of newlines: they change no draft
+            await asyncio.sleep(0.05)
+            stream.append("\n")
+        drafts = fake.calls_to("sendMessageDraft", USER)
+        assert len(drafts) == 1 + 3  # the first, then three refreshes at most
+        await stream.finish("생각해 보면 맞아요.")
+    assert fake.rejected() == []
+
+
 async def test_first_text_goes_out_as_soon_as_it_exists(
     fake: FakeTelegram, outbox: TelegramOutbox
 ) -> None:

@@ -10,9 +10,10 @@ import pytest
 
 from bot.forms.machine import FormState
 from bot.manager import TurnResult
-from bot.sessions.base import Session
+from bot.sessions.base import Session, SessionStoreError
+from bot.sessions.memory import MemorySessionStore
 from tests.bot.forms.support import Rig, gazetteer, running
-from tests.bot.helpers import turn
+from tests.bot.helpers import RecordingReply, turn
 from tests.fakes.glm import Error, Reply, ToolCall
 
 CITY_QUESTION = "어느 도시의 날씨를 알려 드릴까요?"
@@ -409,3 +410,20 @@ async def test_a_failing_handler_gives_a_clear_message_and_closes_the_form(rig: 
 async def test_when_a_weather_word_starts_the_form(rig: Rig, text: str, asks: bool) -> None:
     result, _ = await rig.say(text)
     assert (result is TurnResult.FORM) is asks
+
+
+class _SaveFails(MemorySessionStore):
+    """User sessions cannot be written (e.g. the turn lost its lock); the rest can."""
+
+    async def save(self, session: Session) -> None:
+        if session.key.startswith("test:"):
+            raise SessionStoreError("session not saved: its lock passed to another turn")
+        await super().save(session)
+
+
+async def test_a_form_answer_whose_save_fails_is_not_followed_by_an_error_reply() -> None:
+    async with running(store=_SaveFails()) as rig:
+        reply = RecordingReply()
+        result = await rig.manager.handle(turn("상담 예약하고 싶어요"), reply)
+    assert result is TurnResult.FORM
+    assert [kind for kind, _ in reply.events if kind in ("finish", "fail")] == ["finish"]

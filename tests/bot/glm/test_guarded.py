@@ -244,14 +244,18 @@ async def test_a_stream_left_early_is_closed_at_once_inside_its_slot() -> None:
     closed: list[int] = []
     bulkhead = Bulkhead(2)
 
-    async def endless() -> AsyncGenerator[Chunk, None]:
-        try:
-            yield Chunk(content="하나")
-            await asyncio.sleep(10)
-        finally:
-            closed.append(bulkhead.in_use)
+    class Endless(GlmClient):
+        # Stands in for the HTTP response body, under the real retrying GlmClient.stream.
+        async def _stream_once(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+            try:
+                yield Chunk(content="하나")
+                await asyncio.sleep(10)
+            finally:
+                closed.append(bulkhead.in_use)
 
-    g = GuardedGlm(_Scripted(endless), model="m", bulkhead=bulkhead)
+    g = GuardedGlm(
+        Endless(base_url="http://127.0.0.1:9", api_key="k"), model="m", bulkhead=bulkhead
+    )
 
     def broken(_text: str) -> None:
         raise ValueError("reply broke")
