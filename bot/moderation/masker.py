@@ -263,19 +263,9 @@ class StreamMasker:
 
     def _decide(self, cut: int) -> None:
         """Settle banned hits starting before ``cut``: no allowed word can cover them later."""
+        # Only hits of entries some allowed word contains wait here; most are settled at once.
         undecided = self._undecided
         allowed = self._allowed
-        if len(undecided) == 1:  # the usual case
-            start, end = undecided[0]
-            if start >= cut:
-                return
-            self._undecided = []
-            if allowed:
-                self._allowed = []
-                if any(a <= start and end <= b for a, b in allowed):
-                    return
-            self._settle(start, end)
-            return
         settled = [hit for hit in undecided if hit[0] < cut]
         if not settled:
             return

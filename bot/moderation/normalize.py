@@ -26,7 +26,6 @@ _SINGLES_HEAD = re.compile(r"[^ ](?: [^ ](?![^ ]))+")
 _SINGLES = re.compile(r" [^ ](?: [^ ](?![^ ]))+")
 _JAMO_RUN = re.compile(f"[{JAMO_FIRST}-{JAMO_LAST}]{{2,}}")
 _HAS_JAMO = re.compile(f"[{JAMO_FIRST}-{JAMO_LAST}]")
-_SPACE_THEN_ONE_LETTER = re.compile(" [^ ](?: |$)")
 # What the fast path of StreamNormalizer.feed cannot take: a character that folds to
 # several, a jamo, a double space, or a one-letter token between spaces (it may join its
 # neighbours); the chunk's edges are checked against the state.
