@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -112,6 +112,41 @@ class SessionStore(Protocol):
 
     def keys(self) -> AsyncIterator[str]:
         """Every stored session key (for admin tools and tests)."""
+        ...
+
+    # --- indexes: what is stored for a user or a chat, so no command scans the keyspace ---
+
+    async def index_add(self, index: str, members: Iterable[str], ttl_seconds: int) -> None:
+        """Add ``members`` to the set ``index``; the set then lives at least ``ttl_seconds``."""
+        ...
+
+    async def index_members(self, index: str) -> set[str]:
+        """The members of ``index`` (empty when there is none)."""
+        ...
+
+    async def index_remove(self, index: str, members: Iterable[str]) -> None:
+        """Remove ``members`` from ``index``."""
+        ...
+
+    async def index_drop(self, index: str) -> None:
+        """Delete the whole set ``index``."""
+        ...
+
+    # --- records: documents that are not a conversation (e.g. bookings), per tenant ---
+
+    async def put_record(
+        self, kind: str, tenant: str, record_id: str, data: dict[str, Any], ttl_seconds: int
+    ) -> None:
+        """Store ``data`` for ``ttl_seconds``; never evicted before that (unlike sessions)."""
+        ...
+
+    async def recent_records(self, kind: str, tenant: str, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` live records of ``kind`` of ``tenant`` with the greatest ids, greatest
+        first (give records ids that sort by time to list the newest first)."""
+        ...
+
+    async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
+        """Delete one record; True when it existed."""
         ...
 
     async def ping(self) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.sessions.base import LockTimeout, Session, SessionStoreError
 from bot.turn import SessionKey
@@ -86,6 +88,11 @@ class MemorySessionStore:
         self._sessions: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._deliveries: OrderedDict[str, float] = OrderedDict()
         self._locks = KeyedLocks()
+        # Indexes and records are not bounded by the LRU: a booking or the list of a user's
+        # sessions must not vanish because many others chatted since. Both expire.
+        self._indexes: dict[str, tuple[float, set[str]]] = {}
+        # (kind, tenant) -> id -> (expires_at, JSON)
+        self._records: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
 
     async def load(self, key: SessionKey) -> Session:
         name = str(key)
@@ -134,6 +141,65 @@ class MemorySessionStore:
         for name, (expires_at, _raw) in list(self._sessions.items()):
             if expires_at > now:
                 yield name
+
+    # --- indexes ---
+
+    def _live_index(self, index: str) -> set[str] | None:
+        entry = self._indexes.get(index)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._indexes[index]
+            return None
+        return entry[1]
+
+    async def index_add(self, index: str, members: Iterable[str], ttl_seconds: int) -> None:
+        current = self._live_index(index)
+        expires_at = self._clock() + ttl_seconds
+        if current is None:
+            self._indexes[index] = (expires_at, set(members))
+            return
+        current.update(members)
+        self._indexes[index] = (max(expires_at, self._indexes[index][0]), current)
+
+    async def index_members(self, index: str) -> set[str]:
+        return set(self._live_index(index) or ())
+
+    async def index_remove(self, index: str, members: Iterable[str]) -> None:
+        current = self._live_index(index)
+        if current is not None:
+            current.difference_update(members)
+            if not current:
+                del self._indexes[index]
+
+    async def index_drop(self, index: str) -> None:
+        self._indexes.pop(index, None)
+
+    # --- records ---
+
+    async def put_record(
+        self, kind: str, tenant: str, record_id: str, data: dict[str, Any], ttl_seconds: int
+    ) -> None:
+        raw = json.dumps(data, ensure_ascii=False)
+        records = self._records.setdefault((kind, tenant), {})
+        records[record_id] = (self._clock() + ttl_seconds, raw)
+
+    async def recent_records(self, kind: str, tenant: str, limit: int) -> list[dict[str, Any]]:
+        records = self._records.get((kind, tenant))
+        if not records:
+            return []
+        now = self._clock()
+        for record_id in [i for i, (expires_at, _) in records.items() if expires_at <= now]:
+            del records[record_id]
+        newest = sorted(records, reverse=True)[:limit]
+        return [json.loads(records[i][1]) for i in newest]
+
+    async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
+        records = self._records.get((kind, tenant))
+        if not records:
+            return False
+        entry = records.pop(record_id, None)
+        return entry is not None and entry[0] > self._clock()
 
     async def ping(self) -> None:
         return None

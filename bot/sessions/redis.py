@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import secrets
@@ -59,6 +60,32 @@ if redis.call('get', KEYS[1]) ~= ARGV[1] then
 end
 redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1
+"""
+
+# Add members to an index set and make it live at least ARGV[1] seconds (never shorter than
+# it already does: a user's index outlives each of the things it lists).
+_INDEX_ADD_SCRIPT = """
+redis.call('sadd', KEYS[1], unpack(ARGV, 2))
+if redis.call('ttl', KEYS[1]) < tonumber(ARGV[1]) then
+    redis.call('expire', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+# A record and its place in the tenant's newest-first list, in one step; both keys carry the
+# tenant's hash tag. The list lives as long as its longest-lived record.
+_RECORD_PUT_SCRIPT = """
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
+if redis.call('ttl', KEYS[2]) < tonumber(ARGV[2]) then
+    redis.call('expire', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+_RECORD_DELETE_SCRIPT = """
+redis.call('zrem', KEYS[2], ARGV[1])
+return redis.call('del', KEYS[1])
 """
 
 # The Redis locks the current task holds, by session key: save() fences writes with them.
@@ -239,6 +266,15 @@ class RedisSessionStore:
     def delivery_key(self, delivery_id: str) -> str:
         return f"{self.prefix}:delivery:{delivery_id}"
 
+    def index_key(self, index: str) -> str:
+        return f"{self.prefix}:index:{{{_tag(index)}}}"
+
+    def record_key(self, kind: str, tenant: str, record_id: str) -> str:
+        return f"{self.prefix}:record:{{{_tag(f'{kind}:{tenant}')}}}:{record_id}"
+
+    def records_key(self, kind: str, tenant: str) -> str:
+        return f"{self.prefix}:records:{{{_tag(f'{kind}:{tenant}')}}}"
+
     # --- errors -----------------------------------------------------------------------
 
     def _error(self, what: str, exc: BaseException) -> SessionStoreError:
@@ -417,6 +453,90 @@ class RedisSessionStore:
             if name not in seen:
                 seen.add(name)
                 yield name
+
+    # --- indexes -----------------------------------------------------------------------
+
+    async def index_add(self, index: str, members: Iterable[str], ttl_seconds: int) -> None:
+        items = list(members)
+        if not items:
+            return
+        with self._translate("index_add"):
+            await self._client.eval(
+                _INDEX_ADD_SCRIPT, 1, self.index_key(index), max(1, int(ttl_seconds)), *items
+            )
+
+    async def index_members(self, index: str) -> set[str]:
+        with self._translate("index_members"):
+            found = await self._client.smembers(self.index_key(index))
+        return {m for m in (_text(v) for v in found) if m is not None}
+
+    async def index_remove(self, index: str, members: Iterable[str]) -> None:
+        items = list(members)
+        if items:
+            with self._translate("index_remove"):
+                await self._client.srem(self.index_key(index), *items)
+
+    async def index_drop(self, index: str) -> None:
+        with self._translate("index_drop"):
+            await self._client.delete(self.index_key(index))
+
+    # --- records -----------------------------------------------------------------------
+
+    async def put_record(
+        self, kind: str, tenant: str, record_id: str, data: dict[str, Any], ttl_seconds: int
+    ) -> None:
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        with self._translate("put_record"):
+            await self._client.eval(
+                _RECORD_PUT_SCRIPT,
+                2,
+                self.record_key(kind, tenant, record_id),
+                self.records_key(kind, tenant),
+                raw,
+                max(1, int(ttl_seconds)),
+                0,  # one score for all: the listing is ordered by id (ids sort by time)
+                record_id,
+            )
+
+    async def recent_records(self, kind: str, tenant: str, limit: int) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        listing = self.records_key(kind, tenant)
+        found: list[dict[str, Any]] = []
+        start = 0
+        with self._translate("recent_records"):
+            while len(found) < limit:
+                ids = [
+                    _text(i) or ""
+                    for i in await self._client.zrevrange(listing, start, start + limit - 1)
+                ]
+                if not ids:
+                    break
+                start += len(ids)
+                # Same hash tag as the listing: one slot, so MGET works on a cluster too.
+                docs = await self._client.mget([self.record_key(kind, tenant, i) for i in ids])
+                gone = []
+                for record_id, doc in zip(ids, docs, strict=True):
+                    raw = _text(doc)
+                    if raw is None:
+                        gone.append(record_id)  # expired: drop it from the listing
+                        continue
+                    found.append(json.loads(raw))
+                if gone:
+                    await self._client.zrem(listing, *gone)
+                    start -= len(gone)
+        return found[:limit]
+
+    async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
+        with self._translate("delete_record"):
+            deleted = await self._client.eval(
+                _RECORD_DELETE_SCRIPT,
+                2,
+                self.record_key(kind, tenant, record_id),
+                self.records_key(kind, tenant),
+                record_id,
+            )
+        return int(deleted) > 0
 
     async def ping(self) -> None:
         with self._translate("ping"):
