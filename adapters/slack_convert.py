@@ -204,5 +204,6 @@ def command_turn(payload: Mapping[str, Any], options: ConvertOptions | None = No
         is_private=private,
         raw=payload,
         scope=options.scope,
+        ephemeral=True,  # answered through response_url as an ephemeral message
         recipient_team_id=team,
     )

@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import banner, summary  # noqa: E402
-from bot.forms.builtin.intake import SessionSubmissionStore  # noqa: E402
+from bot.forms.builtin.intake import RecordSubmissionStore  # noqa: E402
 from bot.forms.builtin.weather import DayForecast, Forecast, Place  # noqa: E402
 from bot.forms.extractors import CityGazetteer  # noqa: E402
 from bot.forms.korean import KoreanAnalyzer  # noqa: E402
@@ -79,7 +79,7 @@ async def run(rounds: int) -> int:
 
     weather = CannedWeather()
     registry = build_registry(
-        FormDeps(gazetteer, weather, SessionSubmissionStore(MemorySessionStore()))
+        FormDeps(gazetteer, weather, RecordSubmissionStore(MemorySessionStore()))
     )
     clock = [1749776400.0]  # Friday 13 June 2025, 10:00 KST
     stage = SlotFillingStage(registry, analyzer=analyzer, clock=lambda: clock[0])

@@ -42,3 +42,16 @@ class ReplyStream(ABC):
     @abstractmethod
     async def retract(self, notice: str) -> None:
         """Withdraw what was shown and replace it with ``notice`` (a blocked answer)."""
+
+
+def literal(value: object, limit: int = 200) -> str:
+    """User-written ``value`` shown as plain text inside an answer (which is Markdown).
+
+    An inline code span: both renderers (Telegram HTML, Slack mrkdwn) show its content
+    verbatim, without links, mentions or formatting; backticks and line breaks that could end
+    it early are replaced, and the length is capped.
+    """
+    text = " ".join(str(value).split()).replace("`", "'")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"`{text}`" if text else "-"

@@ -79,8 +79,14 @@ class Turn:
     language: str = ""  # the platform's hint (Telegram language_code), may be empty
     delivery_id: str = ""  # update_id / event_id, for de-duplication
     scope: SessionScope | None = None  # the platform's own scope, over the manager's default
+    ephemeral: bool = False  # the reply is seen by the sender only (a Slack slash command)
     received_at: float = field(default_factory=time.time)
     raw: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def unobserved(self) -> bool:
+        """Nobody but the sender reads the reply: a private chat or an ephemeral answer."""
+        return self.is_private or self.ephemeral
 
     def session_key(self, scope: SessionScope = SessionScope.USER) -> SessionKey:
         """The session this turn belongs to: private chats are always per user."""

@@ -1,8 +1,9 @@
 """Built-in intake form, the example to copy: book a consultation step by step, confirm, store.
 
 It collects a name, a Korean phone number, a preferred date and time (in the future, within
-opening hours) and a topic; shows a summary and asks for a yes; stores the submission in the
-session store's backend (same TTL as sessions); admins list recent ones with ``/submissions``.
+opening hours) and a topic; shows a summary and asks for a yes; stores the booking as a record
+of the caller's tenant (until the appointment plus a grace period), tells the bot's admins, and
+lets them list recent ones with ``/submissions``, privately.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.forms.extractors import (
     Found,
@@ -39,13 +40,19 @@ from bot.forms.spec import (
     Triggers,
     pick,
 )
-from bot.sessions.base import Session, SessionStore, SessionStoreError
-from bot.turn import SessionKey
+from bot.notify import AdminNotices
+from bot.reply import literal
+from bot.sessions.base import SessionStore, SessionStoreError
+from bot.sessions.index import RecordRef, StoredIndex, tenant_of
+from bot.turn import Turn
+
+if TYPE_CHECKING:
+    from bot.commands import Caller
 
 log = logging.getLogger(__name__)
 
 FORM_NAME = "intake"
-SUBMISSION_PLATFORM = "form"  # submissions are stored under keys "form:<form name>:<id>:-:-"
+GRACE_DAYS = 30  # a booking is kept this long after its appointment, then expires
 _KO_WEEKDAYS = "월화수목금토일"
 
 TEXT: dict[str, dict[str, str]] = {
@@ -115,9 +122,18 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "I couldn't save the booking. Send 'yes' again in a moment and I'll retry.",
     },
     "admin_denied": {
-        "ko": "이 명령은 관리자만 쓸 수 있어요.",
-        "en": "Only admins can use this command.",
+        "ko": "이 명령은 이 봇의 관리자만 쓸 수 있어요.",
+        "en": "Only this bot's admins can use this command.",
     },
+    "admin_private": {
+        "ko": "예약 목록에는 개인정보가 있어서 저와의 개인 대화(1:1)에서만 보여 드려요.",
+        "en": "Bookings hold personal data, so I list them only in a private chat with me.",
+    },
+    "admin_usage": {
+        "ko": "사용법: /submissions [N] — 최근 예약 N건 (1~50, 기본 10)",
+        "en": "Usage: /submissions [N] — the N latest bookings (1-50, default 10)",
+    },
+    "admin_new": {"ko": "새 상담 예약:", "en": "New consultation booking:"},
     "admin_empty": {
         "ko": "아직 접수된 상담 예약이 없어요.",
         "en": "There are no consultation bookings yet.",
@@ -136,42 +152,50 @@ TEXT: dict[str, dict[str, str]] = {
 class SubmissionStore(Protocol):
     """Where completed intake forms go."""
 
-    async def add(self, form: str, record: Mapping[str, Any]) -> None: ...
+    async def add(self, form: str, record: Mapping[str, Any], turn: Turn, ttl: int) -> None: ...
 
-    async def recent(self, form: str, limit: int) -> list[dict[str, Any]]: ...
+    async def recent(self, form: str, tenant: str, limit: int) -> list[dict[str, Any]]: ...
 
 
-class SessionSubmissionStore:
-    """Submissions as documents of the session store: same backend, same TTL, no new schema.
+class RecordSubmissionStore:
+    """Bookings as records of the store (``put_record``): per tenant, kept for ``ttl`` seconds
+    (never evicted like a chat session), listed newest first without scanning keys, and
+    entered in the user's index so that ``/forget`` deletes them. The bot's admins on the
+    booking's platform are told of each new one (``AdminNotices``)."""
 
-    Each submission is its own document under ``form:<form>:<id>:-:-`` (the ``form`` platform
-    never collides with a chat platform), so each expires exactly a TTL after it was made.
-    Listing scans the store's keys: fine for an admin command, not for a hot path.
-    """
-
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        index: StoredIndex | None = None,
+        notices: AdminNotices | None = None,
+    ) -> None:
         self.store = store
+        self.index = index or StoredIndex(store, session_ttl_seconds=30 * 86_400)
+        self.notices = notices
 
-    @staticmethod
-    def key(form: str, submission_id: str) -> SessionKey:
-        return SessionKey(platform=SUBMISSION_PLATFORM, team=form, chat=submission_id)
+    async def add(self, form: str, record: Mapping[str, Any], turn: Turn, ttl: int) -> None:
+        ref = RecordRef(form, tenant_of(turn), str(record["id"]))
+        # Indexed first: a record that exists is always one that /forget can find.
+        await self.index.note_record(turn, ref, ttl)
+        await self.store.put_record(ref.kind, ref.tenant, ref.record_id, dict(record), ttl)
+        if self.notices is not None:
+            lang = str(record.get("lang") or "ko")
+            text = f"{pick(TEXT['admin_new'], lang)}\n{describe(record, lang)}"
+            self.notices.send(turn.platform, turn.team_id, text)
 
-    async def add(self, form: str, record: Mapping[str, Any]) -> None:
-        key = self.key(form, str(record["id"]))
-        session = Session(key=str(key), meta={"submission": dict(record)})
-        await self.store.save(session)
+    async def recent(self, form: str, tenant: str, limit: int) -> list[dict[str, Any]]:
+        return await self.store.recent_records(form, tenant, limit)
 
-    async def recent(self, form: str, limit: int) -> list[dict[str, Any]]:
-        # The key of any submission of ``form``, up to its id (ids may be escaped in keys).
-        prefix = str(self.key(form, "x"))[: -len("x:-:-")]
-        names = sorted([k async for k in self.store.keys() if k.startswith(prefix)], reverse=True)
-        records: list[dict[str, Any]] = []
-        for name in names[:limit]:
-            session = await self.store.load(SessionKey.parse(name))
-            record = session.meta.get("submission")
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+
+def describe(record: Mapping[str, Any], lang: str) -> str:
+    """One booking on one line; every user-written field is shown as plain text."""
+    when = f"{_display_date(record['date'], lang)} {_display_time(record['time'], lang)}"
+    who = f"{record.get('platform', '?')}:{record.get('user_id', '?')}"
+    return (
+        f"[{literal(record.get('ref', '?'))}] {when} · {literal(record.get('name', ''))} · "
+        f"{literal(record.get('phone', ''))} · {literal(record.get('topic', ''))} ({literal(who)})"
+    )
 
 
 # ---- slots ------------------------------------------------------------------------------------
@@ -359,8 +383,14 @@ class IntakeHandler:
             "user_name": filled.turn.user_name,
             "session": filled.session_key,
         }
+        appointment = datetime.combine(
+            date.fromisoformat(str(v["date"])),
+            time.fromisoformat(str(v["time"])),
+            filled.now.tzinfo,
+        )
+        ttl = int((appointment - filled.now).total_seconds()) + GRACE_DAYS * 86_400
         try:
-            await self.submissions.add(self.form_name, record)
+            await self.submissions.add(self.form_name, record, filled.turn, max(ttl, 86_400))
         except SessionStoreError as exc:
             log.error("intake not stored session=%s: %s", filled.session_key, exc)
             return HandlerResult(pick(TEXT["store_failed"], filled.lang), keep_form=True)
@@ -384,26 +414,24 @@ class SubmissionsCommand:
         self.submissions = submissions
         self.form_name = form_name
 
-    async def run(self, args: Sequence[str], lang: str, *, is_admin: bool) -> str:
-        if not is_admin:
+    async def run(self, args: Sequence[str], caller: Caller) -> str:
+        lang = caller.lang
+        if not caller.bot_admin:
             return pick(TEXT["admin_denied"], lang)
-        limit = int(args[0]) if args and args[0].isdigit() else 10
-        limit = max(1, min(limit, 50))
+        if not caller.turn.unobserved:
+            return pick(TEXT["admin_private"], lang)
+        if len(args) > 1 or (args and not re.fullmatch(r"[0-9]{1,3}", args[0])):
+            return pick(TEXT["admin_usage"], lang)
+        limit = max(1, min(int(args[0]) if args else 10, 50))
         try:
-            records = await self.submissions.recent(self.form_name, limit)
+            records = await self.submissions.recent(self.form_name, caller.tenant, limit)
         except SessionStoreError as exc:
             log.error("listing submissions failed: %s", exc)
             return pick(TEXT["admin_down"], lang)
         if not records:
             return pick(TEXT["admin_empty"], lang)
         lines = [pick(TEXT["admin_head"], lang, count=len(records))]
-        for i, r in enumerate(records, 1):
-            when = f"{_display_date(r['date'], lang)} {_display_time(r['time'], lang)}"
-            who = f"{r.get('platform', '?')}:{r.get('user_id', '?')}"
-            lines.append(
-                f"{i}. [{r.get('ref', '?')}] {when} · {r['name']} · {r['phone']} · "
-                f"{r['topic']} ({who})"
-            )
+        lines += [f"{i}. {describe(r, lang)}" for i, r in enumerate(records, 1)]
         return "\n".join(lines)
 
 

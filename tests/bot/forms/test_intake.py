@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.forms.builtin.intake import SessionSubmissionStore, SubmissionsCommand
+from bot.commands import Caller
+from bot.forms.builtin.intake import RecordSubmissionStore, SubmissionsCommand
 from bot.manager import TurnResult
 from bot.sessions.base import SessionStoreError
 from bot.sessions.memory import MemorySessionStore
@@ -57,7 +58,7 @@ async def test_booking_step_by_step_is_confirmed_and_stored(rig: Rig) -> None:
     assert result is TurnResult.FORM
     assert text.startswith("상담 예약을 접수했어요. (접수번호 0613-")
     assert text.endswith("\n6월 17일 (화) 오후 3:00에 010-1234-5678로 연락드릴게요.")
-    records = await SessionSubmissionStore(rig.store).recent("intake", 10)
+    records = await RecordSubmissionStore(rig.store).recent("intake", "test:", 10)
     assert len(records) == 1
     record = records[0]
     assert {k: record[k] for k in ("name", "phone", "date", "time", "topic")} == {
@@ -180,11 +181,11 @@ class BrokenStore(MemorySessionStore):
         super().__init__()
         self.fail_next_submission = True
 
-    async def save(self, session: Any) -> None:
-        if session.key.startswith("form:") and self.fail_next_submission:
+    async def put_record(self, *args: Any) -> None:
+        if self.fail_next_submission:
             self.fail_next_submission = False
             raise SessionStoreError("connection reset")
-        await super().save(session)
+        await super().put_record(*args)
 
 
 async def test_storage_failure_keeps_the_booking_for_a_retry() -> None:
@@ -200,7 +201,7 @@ async def test_storage_failure_keeps_the_booking_for_a_retry() -> None:
         )
         _, text = await rig.say("네")
         assert text.startswith("상담 예약을 접수했어요.")
-        assert len(await SessionSubmissionStore(rig.store).recent("intake", 5)) == 1
+        assert len(await RecordSubmissionStore(rig.store).recent("intake", "test:", 5)) == 1
 
 
 # ---- storage and the admin command ----------------------------------------------------------
@@ -221,34 +222,42 @@ def record(n: int, **extra: Any) -> Mapping[str, Any]:
     }
 
 
-async def test_submissions_are_session_documents_with_the_store_ttl() -> None:
-    store = MemorySessionStore(ttl_seconds=100, clock=lambda: now[0])
-    now = [0.0]
-    submissions = SessionSubmissionStore(store)
-    await submissions.add("intake", record(1))
-    keys = [k async for k in store.keys()]
-    assert keys == ["form:intake:1749776400001-0613-0001:-:-"]
-    assert SessionKey.parse(keys[0]).platform == "form"
-    now[0] = 101.0  # the session TTL has passed: the submission is gone with it
-    assert await submissions.recent("intake", 10) == []
+def caller(*, admin: bool = True, private: bool = True, lang: str = "ko") -> Caller:
+    chat = "1" if private else "-100"
+    return Caller(turn("/submissions", user="1", chat=chat, is_private=private), lang, admin)
+
+
+async def test_submissions_are_records_of_their_tenant_beyond_the_session_lru() -> None:
+    store = MemorySessionStore(max_sessions=1)
+    submissions = RecordSubmissionStore(store)
+    await submissions.add("intake", record(1), turn("네", user="1"), 100)
+    for n in range(3):
+        await store.save(await store.load(SessionKey("test", "", str(n))))
+    assert [r["id"] for r in await submissions.recent("intake", "test:", 10)] == [record(1)["id"]]
+    assert await submissions.recent("intake", "slack:T1", 10) == []
+    assert [k async for k in store.keys()] == ["test:-:2:-:-"]  # not a session
 
 
 async def test_admin_lists_the_newest_submissions_first() -> None:
     store = MemorySessionStore()
-    submissions = SessionSubmissionStore(store)
+    submissions = RecordSubmissionStore(store)
     for n in (1, 3, 2):
-        await submissions.add("intake", record(n))
-    await store.save(await store.load(SessionKey("telegram", "", "1", "", "1")))
+        await submissions.add("intake", record(n), turn("네", user=str(n)), 100)
     command = SubmissionsCommand(submissions)
-    text = await command.run(["2"], "ko", is_admin=True)
+    text = await command.run(["2"], caller())
     assert text == (
         "최근 상담 예약 2건:\n"
-        "1. [0613-0003] 6월 20일 (금) 오후 3:00 · 사람3 · 010-1234-5678 · 상담 (telegram:3)\n"
-        "2. [0613-0002] 6월 20일 (금) 오후 3:00 · 사람2 · 010-1234-5678 · 상담 (telegram:2)"
+        "1. [`0613-0003`] 6월 20일 (금) 오후 3:00 · `사람3` · `010-1234-5678` · `상담` "
+        "(`telegram:3`)\n"
+        "2. [`0613-0002`] 6월 20일 (금) 오후 3:00 · `사람2` · `010-1234-5678` · `상담` "
+        "(`telegram:2`)"
     )
 
 
-async def test_admin_command_is_for_admins_only() -> None:
-    command = SubmissionsCommand(SessionSubmissionStore(MemorySessionStore()))
-    assert await command.run([], "ko", is_admin=False) == "이 명령은 관리자만 쓸 수 있어요."
-    assert await command.run([], "en", is_admin=True) == "There are no consultation bookings yet."
+async def test_admin_command_is_for_the_bots_admins_in_private_only() -> None:
+    command = SubmissionsCommand(RecordSubmissionStore(MemorySessionStore()))
+    assert await command.run([], caller(admin=False)) == "이 명령은 이 봇의 관리자만 쓸 수 있어요."
+    assert "개인 대화" in await command.run([], caller(private=False))
+    assert await command.run([], caller(lang="en")) == "There are no consultation bookings yet."
+    for odd in (["²"], ["-1"], ["ten"], ["1", "2"], ["9999"]):
+        assert (await command.run(odd, caller())).startswith("사용법: /submissions")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.forms.builtin.intake import SessionSubmissionStore
+from bot.forms.builtin.intake import GRACE_DAYS, RecordSubmissionStore
 from bot.manager import TurnResult
 from bot.sessions.redis import RedisSessionStore
 from tests.bot.forms.support import running
@@ -40,11 +40,15 @@ async def test_restart_in_the_middle_of_a_form_continues_it(redis_target: tuple[
                 await rig.say(answer)
             _result, text = await rig.say("네")
             assert text.startswith("상담 예약을 접수했어요.")
-            records = await SessionSubmissionStore(rig.store).recent("intake", 5)
+            records = await RecordSubmissionStore(rig.store).recent("intake", "test:", 5)
             assert [(r["name"], r["phone"], r["date"]) for r in records] == [
                 ("홍길동", "010-1234-5678", "2025-06-14")
             ]
-            ttl = await rig.store.client.ttl(f"bot:session:{{form:intake:{records[0]['id']}:-:-}}")
-            assert 0 < ttl <= TTL
+            ttl = await rig.store.client.ttl(
+                rig.store.record_key("intake", "test:", records[0]["id"])
+            )
+            # Kept until the appointment (tomorrow 14:00, 28 h after NOW) plus the grace
+            # period, whatever the session TTL.
+            assert abs(ttl - (28 * 3600 + GRACE_DAYS * 86_400)) < 120
         finally:
             await rig.store.close()
