@@ -11,6 +11,7 @@ from typing import Protocol
 
 from bot.forms.extractors import Utterance
 from bot.forms.spec import Form
+from bot.glm.budget import current_budget
 from bot.glm.errors import GlmError
 from bot.glm.types import ChatRequest, Completion
 
@@ -20,17 +21,12 @@ _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 
 
 class CompletionClient(Protocol):
-    """What the extractor needs from ``bot.glm.client.GlmClient``."""
+    """What the extractor needs from ``bot.glm.guarded.GuardedGlm``: a non-streamed call
+    through the answer path's breaker and bulkhead, given up at ``deadline`` (loop time)."""
 
-    async def complete(self, request: ChatRequest) -> Completion: ...
-
-
-class Breaker(Protocol):
-    """What the extractor needs from ``bot.glm.breaker.CircuitBreaker``."""
-
-    def allow(self) -> bool: ...
-    def record_success(self) -> None: ...
-    def record_failure(self) -> None: ...
+    async def complete(
+        self, request: ChatRequest, *, deadline: float | None = None
+    ) -> Completion: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +41,14 @@ class ToolExtractor:
     """Asks GLM (non-streamed, ``tool_choice: auto``) whether a message fills a form.
 
     A failure of any kind (timeout, API error, malformed arguments) means "nothing found": the
-    turn goes on as if the model had not called a tool, and the log says why. With the answer
-    path's circuit breaker passed in, an outage costs no extraction attempt at all.
+    turn goes on as if the model had not called a tool, and the log says why. The call goes
+    through the answer path's guards (``client`` is the ``GuardedGlm``), so an open breaker
+    costs no extraction attempt at all and a full bulkhead no unbounded wait.
+
+    Within a turn (:mod:`bot.glm.budget`) the extraction spends at most ``budget_share`` of the
+    turn's first-token budget, counted from the turn's start, so the answer keeps the rest;
+    when less than ``min_budget_share`` of it would be left to the extraction, the model is not
+    asked at all. ``timeout`` caps it in any case (and alone outside a turn).
     """
 
     def __init__(
@@ -56,14 +58,18 @@ class ToolExtractor:
         model: str,
         timeout: float = 4.0,
         max_tokens: int = 256,
-        breaker: Breaker | None = None,
+        budget_share: float = 0.5,
+        min_budget_share: float = 0.1,
     ) -> None:
+        if not 0.0 < min_budget_share <= budget_share < 1.0:
+            raise ValueError("need 0 < min_budget_share <= budget_share < 1")
         self.client = client
-        self.breaker = breaker
         self.model = model
         self.timeout = timeout
         self.max_tokens = max_tokens
-        self.calls = 0  # requests made (for tests and benchmarks)
+        self.budget_share = budget_share
+        self.min_budget_share = min_budget_share
+        self.calls = 0  # requests attempted (for tests and benchmarks)
 
     async def extract(
         self,
@@ -76,7 +82,9 @@ class ToolExtractor:
         """The form (among ``forms``) the model says the message fills, with its arguments."""
         if not forms:
             return None
-        if self.breaker is not None and not self.breaker.allow():
+        give_up_at = self._give_up_at()
+        if give_up_at is None:
+            log.info("tool extraction skipped: too little of the turn left session=%s", session_key)
             return None
         request = ChatRequest(
             messages=[
@@ -92,20 +100,15 @@ class ToolExtractor:
         )
         self.calls += 1
         try:
-            async with asyncio.timeout(self.timeout):
-                completion = await self.client.complete(request)
-        except TimeoutError:
-            log.warning("tool extraction timed out session=%s", session_key)
-            if self.breaker is not None:
-                self.breaker.record_failure()
-            return None
+            completion = await self.client.complete(request, deadline=give_up_at)
         except GlmError as err:
-            log.warning("tool extraction failed session=%s code=%s", session_key, err.code or "-")
-            if self.breaker is not None and err.counts_as_failure:
-                self.breaker.record_failure()
+            log.warning(
+                "tool extraction failed session=%s error=%s code=%s",
+                session_key,
+                type(err).__name__,
+                err.code or "-",
+            )
             return None
-        if self.breaker is not None:
-            self.breaker.record_success()
         by_name = {form.name: form for form in forms}
         for call in completion.tool_calls:
             form = by_name.get(call.name)
@@ -116,6 +119,18 @@ class ToolExtractor:
                 return ToolFill(form, arguments)
             log.warning("tool call with unusable arguments session=%s", session_key)
         return None
+
+    def _give_up_at(self) -> float | None:
+        """The loop time the extraction gives up at; ``None``: too little time to try."""
+        now = asyncio.get_running_loop().time()
+        at = now + self.timeout
+        budget = current_budget()
+        if budget is None:
+            return at
+        at = min(at, budget.at(self.budget_share))
+        if at - now < budget.seconds * self.min_budget_share:
+            return None
+        return at
 
     def _instructions(self, utt: Utterance, pending: str | None) -> str:
         today = utt.today

@@ -96,6 +96,15 @@ class GlmUnavailable(GlmError):
     counts_as_failure = False
 
 
+class GlmEmptyAnswer(GlmError):
+    """The answer ended without a visible word (only reasoning, empty or blank deltas).
+
+    The service did answer, so the circuit breaker does not count it as an outage.
+    """
+
+    counts_as_failure = False
+
+
 RETRYABLE_CODES = frozenset({"1302", "1303", "1305", "1312", "1234"})
 
 

@@ -1,8 +1,10 @@
-"""GuardedGlm: the latency and failure guards around a streamed answer.
+"""GuardedGlm: the latency and failure guards around every model call of a turn.
 
 A first-token deadline (then the caller shows a fallback), an inter-token stall timeout (then
 the answer ends with what arrived), no whole-stream timeout, a circuit breaker that makes an
 outage cost milliseconds instead of the full deadline, and a bulkhead on concurrent calls.
+Inside a turn (:mod:`bot.glm.budget`) the deadline is the turn's, counted from its start, so
+the calls before the answer (tool-call extraction) spend the same budget as the answer itself.
 """
 
 from __future__ import annotations
@@ -15,8 +17,16 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from bot.glm.breaker import Bulkhead, CircuitBreaker
+from bot.glm.budget import TurnBudget, current_budget
 from bot.glm.client import GlmClient
-from bot.glm.errors import GlmError, GlmStreamInterrupted, GlmUnavailable
+from bot.glm.errors import (
+    GlmContextTooLong,
+    GlmEmptyAnswer,
+    GlmError,
+    GlmStreamInterrupted,
+    GlmTimeout,
+    GlmUnavailable,
+)
 from bot.glm.sse import ToolCallAccumulator
 from bot.glm.types import (
     FINISH_CONTEXT_EXCEEDED,
@@ -25,6 +35,7 @@ from bot.glm.types import (
     FINISH_TOOL_CALLS,
     ChatRequest,
     Chunk,
+    Completion,
     ToolCall,
     Usage,
 )
@@ -75,6 +86,7 @@ class GuardedGlm:
         thinking: bool = False,
         breaker: CircuitBreaker | None = None,
         bulkhead: Bulkhead | None = None,
+        max_answer_tokens: int | None = 4096,
     ) -> None:
         self.client = client
         self.model = model
@@ -84,18 +96,41 @@ class GuardedGlm:
         self.thinking = thinking
         self.breaker = breaker or CircuitBreaker()
         self.bulkhead = bulkhead or Bulkhead(100)
+        self.max_answer_tokens = max_answer_tokens  # GLM_MAX_ANSWER_TOKENS (max_tokens)
 
     def request(self, messages: list[dict[str, object]], *, user_id: str = "") -> ChatRequest:
+        """An answer request (the reply to the user, or a form's phrasing), bounded in length."""
         return ChatRequest(
-            messages=messages, model=self.model, user_id=user_id, thinking=self.thinking
+            messages=messages,
+            model=self.model,
+            user_id=user_id,
+            thinking=self.thinking,
+            max_tokens=self.max_answer_tokens,
         )
+
+    def budget(self, started: float | None = None) -> TurnBudget:
+        """The budget of a turn that started at loop time ``started`` (now by default)."""
+        if started is None:
+            started = asyncio.get_running_loop().time()
+        return TurnBudget(started, self.first_token_timeout)
+
+    def deadline(self) -> float:
+        """When the first words are due: the turn's deadline, else the timeout from now."""
+        budget = current_budget()
+        if budget is not None:
+            return budget.deadline
+        return asyncio.get_running_loop().time() + self.first_token_timeout
 
     async def stream_answer(self, request: ChatRequest, on_text: Callable[[str], None]) -> Answer:
         """Stream ``request``; every visible chunk goes to ``on_text`` as soon as it arrives."""
+        loop = asyncio.get_running_loop()
+        deadline = self.deadline()
+        if loop.time() >= deadline:
+            # The turn's earlier stages spent its budget: no call, and no fault of the service.
+            log.warning("glm not called: the turn's first-token deadline has passed")
+            return Answer(Outcome.TIMEOUT, model=request.model)
         if not self.breaker.allow():
             return Answer(Outcome.UNAVAILABLE, error=GlmUnavailable("circuit breaker is open"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.first_token_timeout
         answer = await self._attempt(request, on_text, deadline)
         if (
             answer.outcome is Outcome.FAILED
@@ -108,6 +143,47 @@ class GuardedGlm:
                 replace(request, model=self.fallback_model), on_text, deadline
             )
         return answer
+
+    async def complete(self, request: ChatRequest, *, deadline: float | None = None) -> Completion:
+        """One non-streamed answer through the same breaker and bulkhead, by ``deadline``.
+
+        ``deadline`` is a loop time (the turn's deadline by default). Raises
+        :class:`GlmUnavailable` when the breaker is open or no bulkhead slot frees in time
+        (nothing was sent), :class:`GlmTimeout` when no answer came by the deadline, or the
+        client's :class:`GlmError`.
+        """
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = self.deadline()
+        if loop.time() >= deadline:
+            raise GlmTimeout("not called: no time left before the deadline")
+        if not self.breaker.allow():
+            raise GlmUnavailable("circuit breaker is open")
+        recorded = False
+        try:
+            # The slot first, its wait bounded by the deadline (see _attempt).
+            async with (
+                self.bulkhead.slot(timeout=max(0.0, deadline - loop.time())),
+                asyncio.timeout_at(deadline),
+            ):
+                completion = await self.client.complete(request)
+            self.breaker.record_success()
+            recorded = True
+            return completion
+        except TimeoutError:
+            self.breaker.record_failure()
+            recorded = True
+            raise GlmTimeout("no answer before the deadline") from None
+        except GlmError as err:
+            if err.counts_as_failure:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_ignored()
+            recorded = True
+            raise
+        finally:
+            if not recorded:  # cancelled by the caller: says nothing about the service
+                self.breaker.record_ignored()
 
     async def _attempt(
         self, request: ChatRequest, on_text: Callable[[str], None], deadline: float
@@ -153,7 +229,7 @@ class GuardedGlm:
             if first_at is None:
                 self.breaker.record_failure()
                 recorded = True
-                log.warning("glm no first token within %.1fs", self.first_token_timeout)
+                log.warning("glm no first token by the deadline (%.1fs)", self.first_token_timeout)
                 return Answer(Outcome.TIMEOUT, model=request.model)
             log.warning("glm stream stalled for %.1fs after %d chars", stall, len(text))
             return Answer(
@@ -193,10 +269,18 @@ class GuardedGlm:
         outcome = Outcome.COMPLETE
         if finish == FINISH_SENSITIVE:
             outcome = Outcome.SENSITIVE
+        elif not text.strip() and not calls:
+            # Only reasoning, empty or blank deltas (or the reasoning used up max_tokens):
+            # nothing the user could read.
+            log.warning("glm answer without visible text (finish_reason=%s)", finish)
+            error: GlmError = (
+                GlmContextTooLong("context window full before any visible text")
+                if finish == FINISH_CONTEXT_EXCEEDED
+                else GlmEmptyAnswer(f"no visible text (finish_reason={finish})")
+            )
+            return Answer(Outcome.FAILED, error=error, model=request.model)
         elif finish in (FINISH_LENGTH, FINISH_CONTEXT_EXCEEDED):
             outcome = Outcome.TRUNCATED
-        elif finish is None and not text and not calls:
-            return Answer(Outcome.FAILED, error=GlmError("empty answer"), model=request.model)
         elif finish == FINISH_TOOL_CALLS and not calls:
             log.warning("glm said tool_calls but sent none")
         return Answer(

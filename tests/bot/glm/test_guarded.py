@@ -9,8 +9,15 @@ from collections.abc import AsyncGenerator, Callable
 import pytest
 
 from bot.glm.breaker import Bulkhead, CircuitBreaker
+from bot.glm.budget import use_budget
 from bot.glm.client import GlmClient
-from bot.glm.errors import GlmAuthError, GlmUnavailable
+from bot.glm.errors import (
+    GlmAuthError,
+    GlmContextTooLong,
+    GlmEmptyAnswer,
+    GlmTimeout,
+    GlmUnavailable,
+)
 from bot.glm.guarded import GuardedGlm, Outcome
 from bot.glm.types import ChatRequest, Chunk
 from tests.fakes.glm import Drop, Error, FakeGlm, Reply, Sensitive, Stall
@@ -264,3 +271,137 @@ async def test_a_stream_left_early_is_closed_at_once_inside_its_slot() -> None:
         await g.stream_answer(g.request(user("x")), broken)
     assert closed == [1]  # closed before the slot was given back, not by the collector
     assert bulkhead.in_use == 0
+
+
+# ---- answer length, empty answers ------------------------------------------------------------
+
+
+async def test_requests_ask_for_at_most_max_answer_tokens(fake: FakeGlm, client: GlmClient) -> None:
+    g = guarded(client, max_answer_tokens=512)
+    await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert fake.last_request.json["max_tokens"] == 512
+    default = guarded(client)
+    await default.stream_answer(default.request(user("x")), lambda _t: None)
+    assert fake.last_request.json["max_tokens"] == 4096
+
+
+async def test_a_stream_without_visible_text_is_an_empty_answer(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    g = guarded(client)
+    for behaviour in (
+        Reply("", reasoning="생각만 하고 끝"),
+        Reply("", chunks=["", ""]),
+        Reply("\n \n", chunks=["\n", " \n"]),
+    ):
+        fake.enqueue(behaviour)
+        answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+        assert answer.outcome is Outcome.FAILED, behaviour
+        assert isinstance(answer.error, GlmEmptyAnswer)
+    assert g.breaker.state == "closed"
+
+
+async def test_reasoning_that_uses_up_max_tokens_is_an_empty_answer(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Reply("", reasoning="너무 오래 생각함", finish_reason="length"))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.FAILED and isinstance(answer.error, GlmEmptyAnswer)
+
+
+async def test_a_full_context_window_before_any_text_is_context_too_long(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Reply("", reasoning="...", finish_reason="model_context_window_exceeded"))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.FAILED and isinstance(answer.error, GlmContextTooLong)
+
+
+async def test_text_cut_for_length_is_truncated(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Reply("앞부분만", finish_reason="length"))
+    g = guarded(client)
+    answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.TRUNCATED and answer.text == "앞부분만"
+
+
+# ---- one deadline for the whole turn ----------------------------------------------------------
+
+
+async def test_within_a_turn_the_first_token_deadline_counts_from_the_turn_start(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Reply("늦은 답", first_delay=5.0))
+    g = guarded(client, first_token_timeout=0.6)
+    loop = asyncio.get_running_loop()
+    with use_budget(g.budget(started=loop.time() - 0.3)):  # 0.3 s went to earlier stages
+        started = loop.time()
+        answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.TIMEOUT
+    assert 0.25 <= loop.time() - started < 0.4
+
+
+async def test_a_spent_turn_budget_calls_nothing_and_blames_no_one(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    g = guarded(client, first_token_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    with use_budget(g.budget(started=loop.time() - 0.6)):
+        answer = await g.stream_answer(g.request(user("x")), lambda _t: None)
+    assert answer.outcome is Outcome.TIMEOUT
+    assert fake.requests == []
+    assert g.breaker.calls_in_window == 0
+
+
+def tools_request() -> ChatRequest:
+    return ChatRequest(messages=user("x"), model="glm-4.5", max_tokens=64)
+
+
+async def test_complete_answers_through_the_guards(fake: FakeGlm, client: GlmClient) -> None:
+    fake.enqueue(Reply("NONE"))
+    g = guarded(client)
+    completion = await g.complete(tools_request())
+    assert completion.content == "NONE"
+    assert fake.last_request.json["max_tokens"] == 64
+    assert g.breaker.calls_in_window == 1
+
+
+async def test_complete_gives_up_at_its_deadline_and_counts_a_failure(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    fake.enqueue(Reply("late", first_delay=5.0))
+    g = guarded(client)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(GlmTimeout):
+        await g.complete(tools_request(), deadline=started + 0.3)
+    assert 0.28 <= loop.time() - started < 0.45
+    assert g.breaker.failures_in_window == 1
+    await fake.wait_cancelled(1)
+
+
+async def test_complete_is_refused_by_an_open_breaker_without_a_call(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    breaker = CircuitBreaker(min_calls=1, failure_rate=0.5, open_seconds=60)
+    breaker.record_failure()
+    g = guarded(client, breaker=breaker)
+    with pytest.raises(GlmUnavailable):
+        await g.complete(tools_request())
+    assert fake.requests == []
+
+
+async def test_complete_waits_for_a_bulkhead_slot_only_until_its_deadline(
+    fake: FakeGlm, client: GlmClient
+) -> None:
+    bulkhead = Bulkhead(1)
+    g = guarded(client, bulkhead=bulkhead)
+    loop = asyncio.get_running_loop()
+    async with bulkhead.slot():
+        started = loop.time()
+        with pytest.raises(GlmUnavailable):
+            await g.complete(tools_request(), deadline=started + 0.2)
+        assert loop.time() - started < 0.3
+    assert fake.requests == []
+    assert g.breaker.calls_in_window == 0
