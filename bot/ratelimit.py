@@ -1,0 +1,201 @@
+"""Per-user rate limits: in memory (one process) or on Redis (shared by every process).
+
+Both use the generic cell rate algorithm (GCRA): a user may send ``limit`` messages at once,
+then one every ``period / limit`` seconds (20 a minute: a burst of 20, then one every 3 s).
+A refused message does not count. On Redis it is one key per user holding the time the user's
+allowance is next back to full, written by one Lua script that reads the server's clock, so
+every process sees the same limit; the key expires when it no longer limits anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from redis.exceptions import RedisClusterException, RedisError
+
+from bot.sessions.base import SessionStore, SessionStoreError
+from bot.turn import Turn
+
+if TYPE_CHECKING:
+    from bot.sessions.redis import RedisClient
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PER_MINUTE = 20
+_BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
+_WARN_EVERY = 60.0  # seconds between warnings while Redis keeps failing
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after: float = 0.0  # seconds until a message would be allowed again
+
+
+ALLOWED = RateDecision(True)
+
+
+class RateLimiter(Protocol):
+    """Counts one message of ``key`` (a user) and says whether it may be answered."""
+
+    async def hit(self, key: str) -> RateDecision: ...
+
+    async def forget(self, key: str) -> None:
+        """Drop what is kept for ``key`` (the user's /forget)."""
+        ...
+
+
+def rate_key(turn: Turn) -> str:
+    """The user a turn counts against: the same in every chat of the platform and team."""
+    return f"{turn.platform}:{turn.team_id}:{turn.user_id}"
+
+
+def _check(limit: int, period: float) -> float:
+    if limit < 1:
+        raise ValueError("limit must be at least 1 (0 turns the limit off: use no limiter)")
+    if period <= 0:
+        raise ValueError("period must be positive")
+    return period / limit
+
+
+class MemoryRateLimiter:
+    """GCRA in this process; at most ``max_keys`` users remembered (least recent go first)."""
+
+    def __init__(
+        self,
+        limit: int = DEFAULT_PER_MINUTE,
+        *,
+        period: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.interval = _check(limit, period)
+        self.limit = limit
+        self.period = period
+        self.clock = clock
+        self.max_keys = max_keys
+        self._tat: OrderedDict[str, float] = OrderedDict()  # when each allowance is full again
+
+    def __len__(self) -> int:
+        return len(self._tat)
+
+    async def hit(self, key: str) -> RateDecision:
+        now = self.clock()
+        tat = max(self._tat.get(key, now), now)
+        wait = tat + self.interval - self.period - now
+        if wait > 1e-9:
+            return RateDecision(False, wait)
+        self._tat[key] = tat + self.interval
+        self._tat.move_to_end(key)
+        while len(self._tat) > self.max_keys:
+            self._tat.popitem(last=False)  # the longest idle: most likely back to full
+        return ALLOWED
+
+    async def forget(self, key: str) -> None:
+        self._tat.pop(key, None)
+
+
+# KEYS[1]: the user's key. ARGV: interval and period in milliseconds. Returns 0 when allowed,
+# else the milliseconds to wait. TIME makes the clock the server's, the same for everyone.
+_GCRA_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then
+    tat = now
+end
+local wait = tat + interval - period - now
+if wait > 0 then
+    return wait
+end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', tat - now))
+return 0
+"""
+
+_ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D"}
+
+
+def _tag(name: str) -> str:
+    """The key as a hash tag body: braces escaped, so the whole key is the tag."""
+    return "".join(_ESCAPES.get(c, c) for c in name)
+
+
+class RedisRateLimiter:
+    """GCRA on Redis or Redis Cluster, shared by every process; fails open when Redis fails.
+
+    Build it from the session store's client: ``RedisRateLimiter(store.client, limit=20)``.
+    Keys: ``{prefix}:rate:{<user>}`` (one slot per user on a cluster).
+    """
+
+    def __init__(
+        self,
+        client: RedisClient,
+        limit: int = DEFAULT_PER_MINUTE,
+        *,
+        period: float = 60.0,
+        prefix: str = "bot",
+    ) -> None:
+        interval = _check(limit, period)
+        self.client = client
+        self.limit = limit
+        self.period = period
+        self.prefix = prefix
+        self._interval_ms = max(1, math.floor(interval * 1000))
+        self._period_ms = max(1, round(period * 1000))
+        self._warned_at = -math.inf
+        password = client.get_connection_kwargs().get("password")
+        self._hidden = password if isinstance(password, str) and password else None
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:rate:{{{_tag(name)}}}"
+
+    async def hit(self, key: str) -> RateDecision:
+        try:
+            wait_ms = await self.client.eval(
+                _GCRA_SCRIPT, 1, self.key(key), self._interval_ms, self._period_ms
+            )
+        except _BACKEND_ERRORS as exc:
+            self._warn(exc)
+            return ALLOWED  # better an answer too many than none while Redis is away
+        wait = int(wait_ms)
+        return ALLOWED if wait <= 0 else RateDecision(False, wait / 1000)
+
+    async def forget(self, key: str) -> None:
+        try:
+            await self.client.delete(self.key(key))
+        except _BACKEND_ERRORS as exc:
+            raise SessionStoreError(f"rate limit key not deleted: {type(exc).__name__}") from None
+
+    def _warn(self, exc: BaseException) -> None:
+        detail = f"{type(exc).__name__}: {exc}"
+        if self._hidden:
+            detail = detail.replace(self._hidden, "****")
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            log.warning("rate limit unavailable, messages are let through: %s", detail)
+        else:
+            log.debug("rate limit unavailable: %s", detail)
+
+
+def build_rate_limiter(settings: Settings, store: SessionStore) -> RateLimiter | None:
+    """``USER_RATE_LIMIT_PER_MINUTE`` per user: on the Redis store's client when sessions are
+    in Redis (shared by every process), else in memory; None when it is 0 (off)."""
+    per_minute = settings.user_rate_limit_per_minute
+    if per_minute <= 0:
+        return None
+    from bot.sessions.redis import RedisSessionStore
+
+    if isinstance(store, RedisSessionStore):
+        return RedisRateLimiter(store.client, per_minute, prefix=store.prefix)
+    return MemoryRateLimiter(per_minute)
