@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import getpass
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -53,6 +55,70 @@ async def _read_line(stream: TextIO) -> str | None:
     return line if line else None
 
 
+class TerminalLines:
+    """Lines typed at a terminal, read by the event loop itself (no thread).
+
+    A thread blocked in ``readline`` would hold the process after Ctrl-C until Enter is
+    pressed (``asyncio.run`` waits for its worker threads); here Ctrl-C cancels the wait at
+    once. A terminal in canonical mode hands over one whole line per read.
+    """
+
+    def __init__(self, fd: int, encoding: str) -> None:
+        self.fd = fd
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._buffer = ""
+        self._eof = False
+
+    @classmethod
+    def of(cls, stream: TextIO) -> TerminalLines | None:
+        """A reader for ``stream`` when it is a terminal this event loop can watch."""
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+        loop = asyncio.get_running_loop()
+        try:  # Windows' proactor loop cannot watch a file descriptor
+            loop.add_reader(fd, lambda: None)
+        except (NotImplementedError, OSError, ValueError):
+            return None
+        loop.remove_reader(fd)
+        return cls(fd, getattr(stream, "encoding", None) or "utf-8")
+
+    async def readline(self) -> str | None:
+        """The next line (with its newline), the last unfinished one at end of input, or
+        ``None`` at end of input (Ctrl-D)."""
+        while "\n" not in self._buffer and not self._eof:
+            await self._readable()
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: the terminal went away
+                data = b""
+            if data:
+                self._buffer += self._decoder.decode(data)
+            else:
+                self._buffer += self._decoder.decode(b"", final=True)
+                self._eof = True
+        line, newline, rest = self._buffer.partition("\n")
+        self._buffer = rest
+        return line + newline if line or newline else None
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(self.fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(self.fd)
+
+
 async def run_terminal_chat(
     manager: ConversationManager,
     *,
@@ -67,12 +133,20 @@ async def run_terminal_chat(
     user = _local_user()
     if banner:
         print(banner, file=sys.stderr if not interactive else stdout, flush=True)
+    # At a terminal the event loop reads the lines itself, so Ctrl-C exits at once.
+    typed = TerminalLines.of(stdin) if interactive else None
     count = 0
     while True:
         if interactive:
             stdout.write("> ")
             stdout.flush()
-        line = await _read_line(stdin)
+        try:
+            line = await (typed.readline() if typed is not None else _read_line(stdin))
+        except asyncio.CancelledError:  # Ctrl-C at the prompt: end the prompt's line
+            if interactive:
+                stdout.write("\n")
+                stdout.flush()
+            raise
         if line is None:
             break
         text = line.rstrip("\r\n")
@@ -101,6 +175,6 @@ def _local_user() -> str:
         return "local"
 
 
-async def terminal_admin(turn: Turn) -> bool:
-    """Whoever sits at the terminal runs the bot: they are its admin."""
-    return turn.platform == "terminal"
+def terminal_admins() -> dict[str, frozenset[str]]:
+    """Whoever sits at the terminal runs the bot: they are its admin (for ``build_app``)."""
+    return {"terminal": frozenset({_local_user()})}

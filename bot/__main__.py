@@ -28,15 +28,24 @@ def _load_settings() -> Settings | None:
         return None
 
 
+def _log_shares_the_terminal() -> bool:
+    """The chat's input or output is a terminal and so is stderr: log lines would cut into
+    the conversation (``2>bot.log`` keeps the full log; without a terminal, ``LOG_LEVEL``)."""
+    try:
+        return (sys.stdin.isatty() or sys.stdout.isatty()) and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
 async def _chat() -> int:
-    from adapters.terminal import run_terminal_chat, terminal_admin
+    from adapters.terminal import run_terminal_chat, terminal_admins
     from bot.app import build_app, setup_logging
 
     settings = _load_settings()
     if settings is None:
         return 2
-    setup_logging(settings)
-    app = await build_app(settings, admin_checks={"terminal": terminal_admin})
+    setup_logging(settings, terminal=_log_shares_the_terminal())
+    app = await build_app(settings, admin_ids=terminal_admins())
     try:
         banner = ""
         if settings.offline:

@@ -2,19 +2,64 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import time
 from pathlib import Path
 
-from bot.app import configured_channels, redact_url
+from bot.app import configured_channels, redact_url, secrets_of
 from bot.settings import Settings, mask_secret
 
 _TELEGRAM_TOKEN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,}$")
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+REDIS_TIMEOUT = 2.0  # seconds to connect, and to answer PING
 
 
-def describe(settings: Settings) -> tuple[list[str], bool]:
-    """Lines to print and whether the settings are usable."""
+def probe_redis(settings: Settings, timeout: float = REDIS_TIMEOUT) -> tuple[str | None, float]:
+    """PING the session store at ``REDIS_URL`` with the bot's own client: ``(None, seconds)``
+    when it answered, else ``(why not, seconds)``; never longer than about ``timeout`` * 2."""
+    from bot.sessions.base import SessionStoreError
+    from bot.sessions.redis import RedisSessionStore
+
+    url = settings.redis_url or ""
+
+    async def ping() -> None:
+        store = RedisSessionStore.from_url(
+            url,
+            cluster=settings.redis_cluster,
+            ttl_seconds=settings.session_ttl_seconds,
+            connect_timeout=timeout,
+            socket_timeout=timeout,
+        )
+        try:
+            await asyncio.wait_for(store.ping(), timeout * 2)
+        finally:
+            with contextlib.suppress(Exception):
+                await store.close()
+
+    started = time.perf_counter()
+    try:
+        asyncio.run(ping())
+        problem = None
+    except TimeoutError:
+        problem = f"no answer within {timeout * 2:g}s"
+    except SessionStoreError as exc:
+        problem = str(exc) or type(exc).__name__
+    except Exception as exc:  # a diagnosis, not a crash
+        problem = f"{type(exc).__name__}: {exc}"
+    took = time.perf_counter() - started
+    if problem is not None:
+        for secret in secrets_of(settings):  # the error must not quote a password
+            problem = problem.replace(secret, "****")
+    return problem, took
+
+
+def describe(settings: Settings, *, probe: bool = True) -> tuple[list[str], bool]:
+    """Lines to print and whether the settings are usable. ``probe``: also check that
+    Redis answers (a network round trip of at most a few seconds)."""
     errors: list[str] = []
+    warnings: list[str] = []
     lines: list[str] = []
     if settings.offline:
         lines.append("model: OFFLINE (no GLM_API_KEY) - the built-in offline model answers")
@@ -33,6 +78,12 @@ def describe(settings: Settings) -> tuple[list[str], bool]:
             f"sessions: {kind} at {redact_url(settings.redis_url)}, "
             f"TTL {settings.session_ttl_days:g} days"
         )
+        if probe:
+            problem, took = probe_redis(settings)
+            if problem is None:
+                lines.append(f"  {kind} reachable (PING answered in {took * 1000:.1f} ms)")
+            else:
+                errors.append(f"REDIS_URL: {kind} is unreachable: {problem}")
     else:
         lines.append(
             f"sessions: in memory (lost on restart), TTL {settings.session_ttl_days:g} days"
@@ -82,6 +133,20 @@ def describe(settings: Settings) -> tuple[list[str], bool]:
         lines.append("channels: none configured - `run` starts the terminal chat")
     else:
         lines.append("channels: " + ", ".join(channels))
+        if settings.offline:
+            tokens = " and ".join(
+                name
+                for name, value in (
+                    ("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
+                    ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+                )
+                if value is not None
+            )
+            verb = "are" if " and " in tokens else "is"
+            warnings.append(
+                f"{tokens} {verb} set but GLM_API_KEY is not: users would get the built-in "
+                "offline model's answers, not GLM's"
+            )
 
     for name, path in (
         ("BANNED_WORDS_PATH", settings.banned_words_path),
@@ -92,6 +157,8 @@ def describe(settings: Settings) -> tuple[list[str], bool]:
     lines.append(f"filter lists: {settings.banned_words_path}, {settings.allowed_words_path}")
     lines.append(f"weather: {settings.weather_geocoding_url}, {settings.weather_forecast_url}")
     lines.append(f"log level: {settings.log_level}")
+    for warning in warnings:
+        lines.append(f"WARNING: {warning}")
     for err in errors:
         lines.append(f"ERROR: {err}")
     lines.append("settings OK" if not errors else f"{len(errors)} error(s)")

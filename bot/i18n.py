@@ -1,34 +1,192 @@
-"""User-facing strings in Korean and English, and which of the two a message is written in."""
+"""User-facing strings in Korean and English, and which language a message is written in.
+
+The bot's own strings exist in Korean and English (others read English); the language a
+message is written in is recognised by its script for many more, so the model is told to
+answer in the user's language whatever it is.
+"""
 
 from __future__ import annotations
 
 import re
 
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
-_LATIN = re.compile(r"[A-Za-z]")
+# Latin letters, including accented ones (Latin-1, Extended-A/B, Vietnamese).
+_ACCENTED_LATIN = "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
+_LATIN_WORD = re.compile(f"[A-Za-z{_ACCENTED_LATIN}]+")
+_NON_ASCII_LATIN = re.compile(f"[{_ACCENTED_LATIN}]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+# Scripts written with spaces between words count words; the others count characters at half
+# weight (about two characters a word), so they can be weighed against Latin words.
+_WORD_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (code, re.compile(f"[{chars}]+"))
+    for code, chars in (
+        ("ru", "\u0400-\u052f"),  # Cyrillic; refined below
+        ("el", "\u0370-\u03ff\u1f00-\u1fff"),
+        ("hy", "\u0531-\u058f"),
+        ("he", "\u0591-\u05ff"),
+        ("ar", "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc"),
+        ("hi", "\u0900-\u097f"),  # Devanagari
+        ("bn", "\u0980-\u09ff"),
+        ("pa", "\u0a00-\u0a7f"),  # Gurmukhi
+        ("gu", "\u0a80-\u0aff"),
+        ("or", "\u0b00-\u0b7f"),
+        ("ta", "\u0b80-\u0bff"),
+        ("te", "\u0c00-\u0c7f"),
+        ("kn", "\u0c80-\u0cff"),
+        ("ml", "\u0d00-\u0d7f"),
+        ("si", "\u0d80-\u0dff"),
+        ("ka", "\u10a0-\u10ff"),  # Georgian
+        ("am", "\u1200-\u137f"),  # Ethiopic
+        ("mn", "\u1800-\u18af"),  # Mongolian
+    )
+)
+_CHAR_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (code, re.compile(f"[{chars}]"))
+    for code, chars in (
+        ("th", "\u0e00-\u0e7f"),
+        ("lo", "\u0e80-\u0eff"),
+        ("bo", "\u0f00-\u0fff"),  # Tibetan
+        ("my", "\u1000-\u109f"),  # Myanmar
+        ("km", "\u1780-\u17ff"),  # Khmer
+    )
+)
+_ANY_OTHER_SCRIPT = re.compile(
+    r"[\u0370-\u052f\u0531-\u18af\u1f00-\u1fff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    r"\uf900-\ufaff\ufb1d-\ufdff\ufe70-\ufefc\uff66-\uff9f\U00020000-\U0002ffff]"
+)
+# Letters only some languages of a shared script use (checked in this order).
+_CYRILLIC_VARIANTS = (
+    ("uk", re.compile(r"[їєґЇЄҐ]")),
+    ("be", re.compile(r"[ўЎ]")),
+    ("kk", re.compile(r"[әғқңөұүһӘҒҚҢӨҰҮҺ]")),
+    ("mk", re.compile(r"[ѓќѕЃЌЅ]")),
+    ("sr", re.compile(r"[ђћјљњџЂЋЈЉЊЏ]")),
+)
+_ARABIC_VARIANTS = (
+    ("ur", re.compile(r"[\u0679\u0688\u0691\u06ba\u06be\u06c1\u06d2\u06d3]")),
+    ("fa", re.compile(r"[\u067e\u0686\u0698\u06af\u06a9\u06cc]")),
+)
+_VARIANTS = {"ru": _CYRILLIC_VARIANTS, "ar": _ARABIC_VARIANTS}
+# Enough text to tell the language; a 50,000-character message is not scanned whole.
+_SAMPLE_CHARS = 2000
 
-SUPPORTED = ("ko", "en")
+_HINT = re.compile(r"[a-z]{2,3}")
+
+SUPPORTED = ("ko", "en")  # the languages of the bot's own strings (MESSAGES)
+
+LANGUAGE_NAMES = {
+    "ko": "Korean",
+    "en": "English",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "be": "Belarusian",
+    "kk": "Kazakh",
+    "mk": "Macedonian",
+    "sr": "Serbian",
+    "el": "Greek",
+    "hy": "Armenian",
+    "he": "Hebrew",
+    "ar": "Arabic",
+    "fa": "Persian",
+    "ur": "Urdu",
+    "hi": "Hindi",
+    "bn": "Bengali",
+    "pa": "Punjabi",
+    "gu": "Gujarati",
+    "or": "Odia",
+    "ta": "Tamil",
+    "te": "Telugu",
+    "kn": "Kannada",
+    "ml": "Malayalam",
+    "si": "Sinhala",
+    "ka": "Georgian",
+    "am": "Amharic",
+    "mn": "Mongolian",
+    "th": "Thai",
+    "lo": "Lao",
+    "bo": "Tibetan",
+    "my": "Burmese",
+    "km": "Khmer",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "vi": "Vietnamese",
+    "id": "Indonesian",
+    "tr": "Turkish",
+}
 
 
 _COMMAND = re.compile(r"^\s*/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?")
 
 
 def detect_language(text: str, hint: str = "", default: str = "ko") -> str:
-    """'ko' or 'en': the text decides when it has letters, else the platform's hint.
+    """A language code for ``text``: the text decides when it has letters, else the hint.
 
-    A leading ``/command`` is Latin whatever the user speaks, so it is left out.
+    Hangul makes it 'ko' (Korean text wins, whatever else it holds). Otherwise the script
+    with the most words decides: kana 'ja', Han without kana 'zh', Cyrillic 'ru' (or 'uk',
+    'be', 'kk', 'mk', 'sr' by their own letters), Arabic script 'ar' ('fa', 'ur'), Greek,
+    Hebrew, Thai, the Indic scripts and more; Latin letters 'en' (a Latin script does not
+    tell French from English: callers that name the language use ``language_name``).
+    Without letters, the platform's hint (any language tag, e.g. 'pt-BR' → 'pt'), else
+    ``default``. A leading ``/command`` is Latin whatever the user speaks, so it is left out.
     """
     text = _COMMAND.sub("", text, count=1)
     if _HANGUL.search(text):
         return "ko"
-    if _LATIN.search(text):
+    sample = text[:_SAMPLE_CHARS]
+    if _ANY_OTHER_SCRIPT.search(sample):
+        found = _other_script(sample)
+        if found is not None:
+            return found
+    elif _LATIN_WORD.search(sample):
         return "en"
-    hint = (hint or "").lower()
-    if hint.startswith("ko"):
-        return "ko"
-    if hint.startswith("en"):
+    tag = (hint or "").strip().lower().replace("_", "-").split("-", 1)[0]
+    return tag if _HINT.fullmatch(tag) else default
+
+
+def _other_script(text: str) -> str | None:
+    """The language of the script that outweighs the others (and Latin), if any."""
+    weights: dict[str, float] = {}
+    kana = len(_KANA.findall(text))
+    han = len(_HAN.findall(text))
+    if kana:
+        weights["ja"] = (kana + han) / 2
+    elif han:
+        weights["zh"] = han / 2
+    for code, words in _WORD_SCRIPTS:
+        count = len(words.findall(text))
+        if count:
+            weights[code] = count
+    for code, chars in _CHAR_SCRIPTS:
+        count = len(chars.findall(text))
+        if count:
+            weights[code] = count / 2
+    latin = len(_LATIN_WORD.findall(text))
+    if not weights:
+        return "en" if latin else None
+    code = max(weights, key=weights.__getitem__)
+    if latin > weights[code]:
         return "en"
-    return default
+    for variant, letters in _VARIANTS.get(code, ()):
+        if letters.search(text):
+            return variant
+    return code
+
+
+def language_name(lang: str, text: str = "") -> str | None:
+    """The English name of ``lang`` for the model's instructions; ``None`` when unsure.
+
+    'en' stands for any Latin-script text: it is named English only when ``text`` has no
+    accented Latin letters ("Où est la gare ?" may well be French).
+    """
+    if lang == "en" and _NON_ASCII_LATIN.search(_COMMAND.sub("", text, count=1)):
+        return None
+    return LANGUAGE_NAMES.get(lang)
 
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -131,11 +289,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "알 수 없는 명령이에요: {command}. /help 로 사용법을 확인하세요.",
         "en": "Unknown command: {command}. See /help.",
     },
+    "queue_full": {
+        "ko": "메시지가 너무 많이 밀려 있어요. 앞의 메시지에 답하는 동안 보내신 메시지는 "
+        "처리하지 않았어요. 답을 받은 뒤 다시 보내 주세요.",
+        "en": "Too many of your messages are waiting. The ones you sent while I was "
+        "answering were not processed; please send them again after my answers.",
+    },
+    "rate_limited": {
+        "ko": "메시지를 너무 빨리 보내고 있어요. {seconds}초 뒤에 다시 보내 주세요.",
+        "en": "You're sending messages too quickly. Please try again in {seconds} s.",
+    },
+    "fallback_empty": {
+        "ko": "AI 모델이 빈 답을 보냈어요. 다시 물어봐 주세요.",
+        "en": "The AI model sent back an empty answer. Please ask again.",
+    },
 }
 
 
 def t(key: str, lang: str, **values: object) -> str:
-    """The message ``key`` in ``lang`` ('ko' or 'en'), formatted with ``values``."""
+    """The message ``key`` in ``lang`` (English for languages other than Korean and English),
+    formatted with ``values``."""
     table = MESSAGES[key]
     text = table.get(lang) or table["en"]
     return text.format(**values) if values else text

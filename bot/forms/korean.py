@@ -7,8 +7,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kiwipiepy import Kiwi  # type: ignore[import-untyped]
-
 log = logging.getLogger(__name__)
 
 # Tags of tokens that carry a noun-like meaning (Sejong tag set as used by Kiwi).
@@ -42,12 +40,17 @@ class KoreanAnalyzer:
     """Kiwi behind a small typed surface.
 
     Loading Kiwi's model takes seconds, so build this once at start-up (the composition root)
-    and share it; ``tokens`` then costs about 0.1 ms for a chat message.
+    and share it; ``tokens`` then costs about 0.1 ms for a chat message. Raises when Kiwi
+    cannot load (see ``load_analyzer``).
     """
 
     def __init__(self, *, proper_nouns: Iterable[str] = ()) -> None:
+        # Imported here: a missing or broken kiwipiepy is a load failure like any other (the
+        # forms then run without morphology) rather than an import error of the whole bot.
+        import kiwipiepy  # type: ignore[import-untyped]
+
         started = time.perf_counter()
-        self._kiwi = Kiwi()
+        self._kiwi = kiwipiepy.Kiwi()
         self._kiwi.tokenize("준비")  # the first call builds lazily-initialised tables
         added = self._teach(proper_nouns)
         self.load_seconds = time.perf_counter() - started
@@ -81,3 +84,18 @@ class KoreanAnalyzer:
             Token(str(t.form), str(t.tag), int(t.start), int(t.start) + int(t.len))
             for t in self._kiwi.tokenize(text)
         )
+
+
+def load_analyzer(proper_nouns: Iterable[str] = ()) -> KoreanAnalyzer | None:
+    """A ``KoreanAnalyzer``, or ``None`` (logged once, as a warning) when Kiwi cannot load:
+    the forms then work from the gazetteer and patterns alone and the bot keeps answering."""
+    try:
+        return KoreanAnalyzer(proper_nouns=proper_nouns)
+    except Exception as exc:
+        log.warning(
+            "kiwi (Korean morphology) failed to load, forms use the gazetteer and patterns "
+            "only: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return None

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+import pty
+import sys
+import termios
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.fakes.glm import FakeGlm, Reply
@@ -139,3 +148,104 @@ async def test_offline_check_says_offline() -> None:
     done = await run_bot("check", env=clean_env())
     assert done.code == 0, done.stdout + done.stderr
     assert "OFFLINE" in done.stdout
+
+
+class PtyChat:
+    """``python -m bot chat`` on a real pseudo-terminal, as a person at a terminal runs it.
+
+    The pty is the process's controlling terminal, so writing Ctrl-C (``\\x03``) to it makes the
+    kernel send SIGINT, exactly as a keyboard does.
+    """
+
+    def __init__(self, proc: asyncio.subprocess.Process, master: int) -> None:
+        self.proc = proc
+        self.master = master
+        self.output = b""
+        self._grew = asyncio.Event()
+        asyncio.get_running_loop().add_reader(master, self._read)
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: str) -> PtyChat:
+        master, slave = pty.openpty()
+
+        def controlling_tty() -> None:  # runs in the child: a new session owning the pty
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "chat",
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env=env,
+            preexec_fn=controlling_tty,
+        )
+        os.close(slave)
+        return cls(proc, master)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: every slave end is closed (the process exited)
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.master)
+        self.output += data
+        self._grew.set()
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    async def wait_for(self, needle: str, *, count: int = 1, within: float = 30) -> None:
+        async with asyncio.timeout(within):
+            while self.text.count(needle) < count:
+                self._grew.clear()
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"exited before {needle!r}: {self.text!r}")
+                await self._grew.wait()
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        asyncio.get_running_loop().remove_reader(self.master)
+        os.close(self.master)
+
+
+async def test_ctrl_c_at_the_prompt_exits_at_once_and_logs_stay_out_of_the_chat(
+    fake: FakeGlm, tmp_path: Path
+) -> None:
+    # LOG_LEVEL=INFO (the default): info lines such as "kiwi ready" would otherwise land in
+    # the middle of the conversation.
+    chat = await PtyChat.start(env_for(fake, LOG_LEVEL="INFO"), str(tmp_path))
+    try:
+        await chat.wait_for("> ")
+        chat.type("안녕\n".encode())
+        await chat.wait_for("echo: 안녕")  # the first turn also waits for Kiwi
+        await chat.wait_for("> ", count=2)
+        pressed = time.monotonic()
+        chat.type(b"\x03")  # Ctrl-C, no Enter
+        async with asyncio.timeout(5):
+            code = await chat.proc.wait()
+        assert time.monotonic() - pressed < 3, chat.text
+    finally:
+        await chat.close()
+    assert code in (0, 130), chat.text
+    assert "Traceback" not in chat.text
+    assert " INFO " not in chat.text, chat.text
+    assert len(fake.requests) == 1
+
+
+async def test_without_a_terminal_the_log_keeps_log_level(fake: FakeGlm) -> None:
+    done = await run_bot("chat", stdin="안녕\n", env=env_for(fake, LOG_LEVEL="INFO"))
+    assert done.code == 0, done.stderr
+    assert done.stdout.splitlines() == ["echo: 안녕"]
+    assert " INFO bot.forms.korean: kiwi ready" in done.stderr
