@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import re
 import time
@@ -32,6 +31,7 @@ from adapters.slack_convert import (
     decide,
 )
 from adapters.slack_stream import (
+    POST,
     REPLIES,
     SlackBudget,
     SlackPolicy,
@@ -40,6 +40,7 @@ from adapters.slack_stream import (
     error_code,
     render_mrkdwn,
 )
+from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import detect_language, t
 from bot.reply import Button, ReplyStream
 from bot.settings import Settings
@@ -185,6 +186,7 @@ class SlackChannel:
         policy: SlackPolicy | None = None,
         options: SlackOptions | None = None,
         session: aiohttp.ClientSession | None = None,
+        work: SessionWorkQueue | None = None,
     ) -> None:
         settings = app.settings
         if settings.slack_bot_token is None:
@@ -205,8 +207,8 @@ class SlackChannel:
         self.me = BotIdentity("")
         self.bolt: AsyncApp | None = None
         self.port: int | None = None  # where HTTP events are received, once started
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._tails: dict[Hashable, asyncio.Future[None]] = {}
+        # Answers and slash commands in progress or waiting: ordered per session, bounded.
+        self.work = work or SessionWorkQueue()
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
 
@@ -220,7 +222,7 @@ class SlackChannel:
                 self.client.session = self.session
             self.me = await self.identify()
             self.threads.me = self.me
-            self.app.manager.commands.admin_checks[PLATFORM] = self.is_admin
+            self.app.notices.register(PLATFORM, self.notify_admins)
             self.bolt = self.build_bolt()
             mode = await self._start_receiving(self.bolt)
             log.info("slack: @%s receiving events by %s", self.me.name or self.me.user_id, mode)
@@ -345,13 +347,8 @@ class SlackChannel:
                 await step
             except Exception as exc:
                 log.warning("slack: %s did not stop cleanly: %r", name, exc)
-        if self._tasks:
-            # Answers in flight get a moment to finish; the rest are cut off.
-            _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        # Answers in flight (and waiting) get a moment to finish; the rest are cut off.
+        await self.work.shutdown(SHUTDOWN_GRACE)
         if self._own_session and self.session is not None:
             await self.session.close()
 
@@ -367,28 +364,39 @@ class SlackChannel:
         # Turns of one session run in the order they were sent (a DM's messages are each in
         # their own thread, but one conversation).
         order = str(turn.session_key(self.app.manager.config.scope))
-        self._spawn(order, self.answer(decision))
+        admission = self._spawn(order, self.answer(decision), bounded=True)
+        if admission is not Admission.QUEUED:
+            await self.refused(decision, notify=admission is Admission.REFUSED_NOTIFY)
 
-    def _spawn(self, order: Hashable, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._in_order(order, work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(
+        self, order: Hashable, work: Coroutine[Any, Any, None], *, bounded: bool = False
+    ) -> Admission:
+        """Run ``work`` after earlier work of ``order`` (see SessionWorkQueue).
 
-    async def _in_order(self, key: Hashable, work: Coroutine[Any, Any, None]) -> None:
-        """Work with the same ``key`` runs in arrival order; other keys are not held up."""
-        previous = self._tails.get(key)
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tails[key] = mine
+        ``bounded``: refuse it when the session has too many turns waiting (the caller tells
+        the sender); refused work is closed here.
+        """
+        admission = self.work.submit(order, work, bounded=bounded)
+        if admission is not Admission.QUEUED:
+            work.close()
+        return admission
+
+    async def refused(self, inbound: Inbound, *, notify: bool) -> None:
+        """A turn past the session's queue: not answered; the first of a burst says so."""
+        turn = inbound.turn
+        label = str(turn.session_key(self.app.manager.config.scope))
+        log.info("session queue full, message not processed session=%s", label)
+        if not notify:
+            return
+        if not turn.is_private and inbound.follow_up:
+            # A reply in a thread the bot is not part of would not have been answered anyway.
+            if not await self.threads.takes_part(turn.team_id, turn.chat_id, turn.thread_id):
+                return
+        lang = detect_language(turn.text, turn.language)
         try:
-            if previous is not None:
-                await asyncio.shield(previous)  # being cancelled must not end the turn before
-            await work
-        finally:
-            if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
-                work.close()  # cancelled while waiting its turn: never started
-            mine.set_result(None)
-            if self._tails.get(key) is mine:
-                del self._tails[key]
+            await self.stream_for(turn).finish(t("queue_full", lang))
+        except Exception as exc:
+            log.warning("queue-full notice not delivered session=%s: %r", label, exc)
 
     def stream_for(self, turn: Turn) -> SlackReplyStream:
         label = str(turn.session_key(self.app.manager.config.scope))
@@ -428,9 +436,24 @@ class SlackChannel:
             log.exception("slash command failed session=%s", label)
             await reply.fail(t("fallback_unavailable", detect_language(turn.text)))
 
-    async def is_admin(self, turn: Turn) -> bool:
-        """SLACK_ADMIN_USER_IDS decides who may reset a channel's or another user's session."""
-        return turn.user_id in self.app.settings.slack_admin_user_ids
+    async def notify_admins(self, team: str, text: str) -> None:
+        """A DM to each of SLACK_ADMIN_USER_IDS (channel = user id), within the POST budget.
+
+        Only SLACK_ADMIN_USER_IDS are admins on Slack (the core checks them); a channel's
+        managers get no rights here.
+        """
+        shown = render_mrkdwn(text)
+        for admin in sorted(self.app.settings.slack_admin_user_ids):
+            stamp = await self.budget.slot(team, POST, admin)
+            try:
+                await self.client.chat_postMessage(
+                    channel=admin, text=shown, unfurl_links=False, unfurl_media=False
+                )
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                reason = error_code(exc) if isinstance(exc, SlackApiError) else repr(exc)
+                log.warning("slack: admin %s not notified: %s", admin, reason)
+            finally:
+                self.budget.sent(stamp)
 
 
 async def run(app: App) -> None:

@@ -8,12 +8,13 @@ import inspect
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.constants import ChatMemberStatus
+from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     Application,
@@ -24,6 +25,7 @@ from telegram.ext import (
 )
 
 from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, decide
+from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramOutbox, TelegramReplyStream
 from bot.i18n import detect_language, t
 from bot.sessions.base import SessionStoreError
@@ -36,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # Edited messages, reactions, member changes... are never answered, so they are not fetched.
 ALLOWED_UPDATES = ["message", "callback_query"]
-MAX_CONCURRENT_UPDATES = 256
+MAX_CONCURRENT_UPDATES = 256  # updates being handled at once (waiting ones hold no slot)
+MAX_WAITING_UPDATES = 8  # updates of one session waiting behind the one being handled
 DEFAULT_WEBHOOK_PORT = 8443
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 
@@ -65,39 +68,109 @@ class SessionOrderedProcessor(BaseUpdateProcessor):
     """Updates run concurrently, except that one user's updates in one chat keep their order.
 
     The manager's session lock keeps turns of a session apart, but does not promise that they
-    run in the order they were sent; this does, without holding up anyone else.
+    run in the order they were sent; this does, without holding up anyone else. An update
+    waiting for its session's earlier ones holds none of the ``max_concurrent_updates`` slots
+    (PTB's own ``process_update`` would hold one around the wait), and at most ``max_waiting``
+    wait per session: later ones are refused, not run, and ``on_refused(update, notify)`` is
+    told, with ``notify`` true for the first refusal of a burst (a burst lasts until the
+    session has nothing running or waiting).
+
+    ``key_of`` gives an update's session (None: not ordered, not bounded); the channel
+    leaves out updates it ignores, so chatter in a group costs no one a place.
     """
 
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+    def __init__(
+        self,
+        max_concurrent_updates: int = MAX_CONCURRENT_UPDATES,
+        *,
+        max_waiting: int = MAX_WAITING_UPDATES,
+        key_of: Callable[[object], Hashable | None] | None = None,
+        on_refused: Callable[[object, bool], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(max_concurrent_updates)
-        self._tails: dict[Hashable, asyncio.Future[None]] = {}
+        if max_waiting < 0:
+            raise ValueError("max_waiting must not be negative")
+        self.max_waiting = max_waiting
+        self.key_of: Callable[[object], Hashable | None] = key_of or order_key
+        self.on_refused = on_refused
+        self._lanes: dict[Hashable, _Lane] = {}
+
+    async def process_update(  # type: ignore[misc]
+        self, update: object, coroutine: Awaitable[Any]
+    ) -> None:
+        # PTB's (final) version takes a slot around do_process_update, so updates queued
+        # behind their session's earlier ones held slots; here a slot is taken only when an
+        # update's turn comes (do_process_update).
+        await self.do_process_update(update, coroutine)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = order_key(update)
+        key = self.key_of(update)
         if key is None:
-            await coroutine
+            await self._run(coroutine)
             return
-        previous = self._tails.get(key)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        elif lane.pending > self.max_waiting:
+            _close_unstarted(coroutine)
+            notify = not lane.warned
+            lane.warned = True
+            await self._refuse(update, notify)
+            return
+        previous = lane.tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tails[key] = mine
+        lane.tail = mine
+        lane.pending += 1
         try:
-            if previous is not None:
-                await previous
-            await coroutine
-        except asyncio.CancelledError:
-            if inspect.iscoroutine(coroutine):
-                coroutine.close()  # never started: close it rather than warn "never awaited"
-            raise
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)  # waiting: no slot held
+            await self._run(coroutine)
         finally:
-            mine.set_result(None)
-            if self._tails.get(key) is mine:
-                del self._tails[key]
+            _close_unstarted(coroutine)  # cancelled before its turn came
+            if previous is None or previous.done():
+                mine.set_result(None)
+            else:
+                # Cancelled while an earlier update still runs: the next waits for that one.
+                previous.add_done_callback(lambda _: mine.set_result(None))
+            lane.pending -= 1
+            if lane.pending == 0 and self._lanes.get(key) is lane:
+                del self._lanes[key]  # the burst, if any, is over
+
+    async def _run(self, coroutine: Awaitable[Any]) -> None:
+        async with self._semaphore:
+            await coroutine
+
+    async def _refuse(self, update: object, notify: bool) -> None:
+        if self.on_refused is None:
+            log.info("session queue full, update not processed")
+            return
+        try:
+            async with self._semaphore:
+                await self.on_refused(update, notify)
+        except Exception:
+            log.exception("telegram: refusing an update failed")
 
     async def initialize(self) -> None:
         return None
 
     async def shutdown(self) -> None:
         return None
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One session's updates in the processor: the last one's future, and how many."""
+
+    tail: asyncio.Future[None] | None = None  # done when the last admitted update is done
+    pending: int = 0  # admitted and not done, the running one included
+    warned: bool = False  # the refusal of this burst was announced
+
+
+def _close_unstarted(coroutine: Awaitable[Any]) -> None:
+    if inspect.iscoroutine(coroutine) and (
+        inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
+    ):
+        coroutine.close()  # never started: close it rather than warn "never awaited"
 
 
 def order_key(update: object) -> Hashable | None:
@@ -114,13 +187,15 @@ def file_base_url(base_url: str) -> str:
     return re.sub(r"/bot(\{token\})?$", r"/file/bot\1", base_url)
 
 
-def build_application(token: str, base_url: str) -> Application[Any, Any, Any, Any, Any, Any]:
+def build_application(
+    token: str, base_url: str, processor: SessionOrderedProcessor | None = None
+) -> Application[Any, Any, Any, Any, Any, Any]:
     return (
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
         .base_file_url(file_base_url(base_url))
-        .concurrent_updates(SessionOrderedProcessor())
+        .concurrent_updates(processor or SessionOrderedProcessor())
         .build()
     )
 
@@ -134,7 +209,9 @@ class TelegramChannel:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         self.app = app
         self.application = build_application(
-            settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_base_url,
+            SessionOrderedProcessor(key_of=self.queue_key, on_refused=self.refused),
         )
         self.outbox = TelegramOutbox(self.application.bot, policy)
         self.me = BotIdentity(0, "")
@@ -147,6 +224,7 @@ class TelegramChannel:
         application.add_handler(TypeHandler(Update, self.on_update))
         application.add_error_handler(self.on_error)
         self.app.manager.commands.admin_checks[PLATFORM] = self.is_admin
+        self.app.notices.register(PLATFORM, self.notify_admins)
         try:
             await self._initialize()
             bot = application.bot
@@ -250,6 +328,33 @@ class TelegramChannel:
             with contextlib.suppress(Exception):
                 await stream.fail(t("fallback_unavailable", lang))
 
+    def queue_key(self, update: object) -> Hashable | None:
+        """The session an update queues in; None for updates that get no answer at all."""
+        key = order_key(update)
+        if key is not None and isinstance(decide(update, self.me), Ignore):
+            return None  # e.g. group chatter: it must not take anyone's place in the queue
+        return key
+
+    async def refused(self, update: object, notify: bool) -> None:
+        """An update past its session's queue: not handled; the first of a burst says so."""
+        if not isinstance(update, Update):
+            return
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer()  # stops the button's spinner
+        decision = decide(update, self.me)
+        if isinstance(decision, Ignore):
+            return
+        turn = decision.turn if isinstance(decision, TextOnly) else decision
+        label = str(turn.session_key(self.app.manager.config.scope))
+        log.info("session queue full, update %s not processed session=%s", update.update_id, label)
+        if notify:
+            stream = self.stream_for(turn)
+            try:
+                await stream.finish(t("queue_full", detect_language(turn.text, turn.language)))
+            except Exception as exc:
+                log.warning("queue-full notice not delivered session=%s: %r", label, exc)
+
     async def _first_delivery(self, turn: Turn) -> bool:
         """The manager de-duplicates text turns; media replies are de-duplicated here alike."""
         try:
@@ -265,15 +370,32 @@ class TelegramChannel:
         log.error("telegram: error while handling an update: %r", context.error)
 
     async def is_admin(self, turn: Turn) -> bool:
-        """TELEGRAM_ADMIN_IDS, or an administrator of the group (getChatMember)."""
-        if turn.user_id in self.app.settings.telegram_admin_ids:
-            return True
+        """Whether the sender administers the group the turn came from (getChatMember).
+
+        Rights in that group only (resetting its conversations); the bot's own admins are
+        ``TELEGRAM_ADMIN_IDS``, checked by the core without a lookup.
+        """
         if turn.is_private or turn.platform != PLATFORM:
             return False
         if turn.user_id == turn.chat_id:
             return True  # an anonymous admin writes as the group itself
         member = await self.application.bot.get_chat_member(int(turn.chat_id), int(turn.user_id))
         return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+
+    async def notify_admins(self, team: str, text: str) -> None:
+        """A private message to each of TELEGRAM_ADMIN_IDS (who must have started the bot)."""
+        html = markdown_to_html(text)
+        bot = self.application.bot
+        for admin in sorted(self.app.settings.telegram_admin_ids):
+            chat = int(admin)
+
+            async def send(chat: int = chat) -> object:
+                return await bot.send_message(chat_id=chat, text=html, parse_mode=ParseMode.HTML)
+
+            try:
+                await self.outbox.final(chat, "message", False, send)
+            except TelegramError as exc:
+                log.warning("telegram: admin %s not notified: %s", admin, exc)
 
 
 def webhook_listen(app: App) -> tuple[str, int]:

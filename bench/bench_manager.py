@@ -17,9 +17,11 @@ from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
 from bot.glm.types import ChatRequest, Chunk
 from bot.manager import ConversationManager, ManagerConfig, TurnResult
+from bot.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from bot.reply import Button, ReplyStream
 from bot.sessions.base import SessionStore
 from bot.sessions.memory import MemorySessionStore
+from bot.sessions.redis import RedisSessionStore
 from bot.turn import Turn
 from tests.fakes.glm import Error, FakeGlm, Reply
 
@@ -64,8 +66,14 @@ def build(
 ) -> tuple[ConversationManager, TimedClient]:
     client = TimedClient(base_url=fake.base_url, api_key=fake.api_key)
     glm = GuardedGlm(client, model="glm-4.5", **guards)  # type: ignore[arg-type]
+    # As the app builds it: the per-user rate limit on the store's backend (default 20/min).
+    limiter = (
+        RedisRateLimiter(store.client, 20)
+        if isinstance(store, RedisSessionStore)
+        else MemoryRateLimiter(20)
+    )
     manager = ConversationManager(
-        store=store, glm=glm, config=ManagerConfig(), clock=time.monotonic
+        store=store, glm=glm, config=ManagerConfig(), clock=time.monotonic, rate_limiter=limiter
     )
     return manager, client
 
@@ -150,8 +158,6 @@ async def main(turns: int) -> None:
     async with FakeGlm() as fake:
         await overhead(fake, MemorySessionStore(), "memory", turns)
         with redis_server() as url:
-            from bot.sessions.redis import RedisSessionStore
-
             store = RedisSessionStore.from_url(url, cluster=False, ttl_seconds=30 * 86400)
             try:
                 await overhead(fake, store, "redis", turns)

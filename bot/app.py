@@ -17,7 +17,10 @@ from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
 from bot.glm.offline import OfflineModel
 from bot.manager import ContentFilter, ConversationManager, ManagerConfig
+from bot.notify import AdminNotices
+from bot.ratelimit import build_rate_limiter
 from bot.sessions.base import SessionStore
+from bot.sessions.index import StoredIndex
 from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
 
@@ -76,13 +79,18 @@ def secrets_of(settings: Settings) -> list[str]:
     return found
 
 
-def setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings, *, terminal: bool = False) -> None:
+    """Log to stderr at ``LOG_LEVEL``. ``terminal``: the log shares a terminal with a
+    conversation (the terminal chat), so only warnings and errors are logged there; a
+    stricter ``LOG_LEVEL`` still applies, and a redirected stderr keeps the full log."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(secrets_of(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    if terminal and root.level < logging.WARNING:
+        root.setLevel(logging.WARNING)
     # Library loggers print request URLs, and the Telegram Bot API puts the token in the URL.
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
@@ -100,8 +108,12 @@ class App:
     offline_model: OfflineModel | None = None
     content_filter: ContentFilter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    notices: AdminNotices = field(default_factory=AdminNotices)
+    index: StoredIndex | None = None
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.notices.drain()
         forms = self.extras.get("forms")
         if forms is not None:
             with contextlib.suppress(Exception):
@@ -146,7 +158,14 @@ def build_filter(settings: Settings) -> ContentFilter | None:
     return result
 
 
-async def build_app(settings: Settings, *, admin_checks: dict[str, Any] | None = None) -> App:
+async def build_app(
+    settings: Settings,
+    *,
+    admin_checks: dict[str, Any] | None = None,
+    admin_ids: dict[str, frozenset[str]] | None = None,
+) -> App:
+    """``admin_ids``: the bot's admins on channels beyond the configured ones (the terminal);
+    ``admin_checks``: per platform, whether a user administers the group a turn came from."""
     offline: OfflineModel | None = None
     base_url = settings.glm_base_url
     api_key = settings.glm_api_key.get_secret_value() if settings.glm_api_key else ""
@@ -169,36 +188,48 @@ async def build_app(settings: Settings, *, admin_checks: dict[str, Any] | None =
         thinking=settings.glm_thinking,
         breaker=CircuitBreaker(),
         bulkhead=Bulkhead(settings.glm_max_concurrency),
+        max_answer_tokens=settings.glm_max_answer_tokens,
     )
     store = await build_store(settings)
     config = ManagerConfig(
         max_message_chars=settings.max_message_chars,
         scope=settings.group_session_scope,
         max_history=settings.session_max_history,
+        max_session_bytes=settings.session_max_bytes,
         context_tokens=settings.glm_context_tokens,
         offline=settings.offline,
     )
     content_filter = build_filter(settings)
+    index = StoredIndex(store, session_ttl_seconds=settings.session_ttl_seconds)
+    notices = AdminNotices()
     forms: FormsRuntime | None = None
     if settings.forms_enabled:
         from bot.forms.runtime import build_forms
 
         forms = await build_forms(
             store=store,
-            glm=client,
+            glm=glm,
             model=settings.glm_model,
             geocoding_url=settings.weather_geocoding_url,
             forecast_url=settings.weather_forecast_url,
             offline=settings.offline,
-            breaker=glm.breaker,
             idle_minutes=settings.form_idle_minutes,
             timezone=settings.forms_timezone,
+            index=index,
+            notices=notices,
         )
     commands = CommandRouter(
         store,
         scope=config.scope,
+        admin_ids={
+            "telegram": settings.telegram_admin_ids,
+            "slack": settings.slack_admin_user_ids,
+            **(admin_ids or {}),
+        },
         admin_checks=admin_checks,
         extra=[forms.submissions_command] if forms is not None else [],
+        index=index,
+        offline=settings.offline,
     )
     manager = ConversationManager(
         store=store,
@@ -208,9 +239,19 @@ async def build_app(settings: Settings, *, admin_checks: dict[str, Any] | None =
         content_filter=content_filter,
         forms=forms.stage if forms is not None else None,
         context=ContextWindow(config.context_tokens),
+        rate_limiter=build_rate_limiter(settings, store),
     )
     return App(
-        settings, store, client, glm, manager, offline, content_filter, extras={"forms": forms}
+        settings,
+        store,
+        client,
+        glm,
+        manager,
+        offline,
+        content_filter,
+        extras={"forms": forms},
+        notices=notices,
+        index=index,
     )
 
 
@@ -226,6 +267,7 @@ def configured_channels(settings: Settings) -> list[str]:
 async def run_channels(settings: Settings, channels: list[str]) -> int:
     """Start each configured platform adapter (imported lazily) and run until stopped."""
     app = await build_app(settings)
+    backfill = asyncio.create_task(_backfill(app), name="index-backfill")
     try:
         runners = []
         for name in channels:
@@ -245,4 +287,15 @@ async def run_channels(settings: Settings, channels: list[str]) -> int:
             return 2
         return 0
     finally:
+        backfill.cancel()
         await app.close()
+
+
+async def _backfill(app: App) -> None:
+    """Index the sessions an earlier version stored (once per store), in the background."""
+    if app.index is None:
+        return
+    try:
+        await app.index.backfill()
+    except Exception as exc:  # retried at the next start; commands still work meanwhile
+        log.warning("indexing stored sessions failed: %s", exc)

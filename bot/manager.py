@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,10 +13,19 @@ from typing import Protocol
 
 from bot.commands import CommandRouter, parse_command
 from bot.context import ContextWindow
-from bot.glm.errors import GlmAuthError, GlmContextTooLong, GlmUnavailable, GlmUnsafeInput
+from bot.context.bounds import bound_history
+from bot.glm.budget import use_budget
+from bot.glm.errors import (
+    GlmAuthError,
+    GlmContextTooLong,
+    GlmEmptyAnswer,
+    GlmUnavailable,
+    GlmUnsafeInput,
+)
 from bot.glm.guarded import Answer, GuardedGlm, Outcome
 from bot.glm.types import ChatRequest
-from bot.i18n import detect_language, t
+from bot.i18n import detect_language, language_name, t
+from bot.ratelimit import RateLimiter, rate_key
 from bot.reply import ReplyStream
 from bot.sessions.base import LockTimeout, Message, Session, SessionStore, SessionStoreError
 from bot.turn import SessionKey, SessionScope, Turn
@@ -37,6 +48,7 @@ class TurnResult(enum.StrEnum):
     FALLBACK = "fallback"
     STORE_ERROR = "store_error"
     BUSY = "busy"
+    RATE_LIMITED = "rate_limited"
 
 
 # ---- seams filled by later stages (content filter, forms) -------------------------------
@@ -99,6 +111,7 @@ class ManagerConfig:
     max_message_chars: int = 4000
     scope: SessionScope = SessionScope.USER
     max_history: int = 200
+    max_session_bytes: int = 256 * 1024  # the stored document; oldest exchanges go first
     context_tokens: int = 12_000
     dedupe_ttl_seconds: int = 86_400
     system_prompt: str = (
@@ -122,7 +135,8 @@ class TurnTimings:
 
 
 class ConversationManager:
-    """The platform-neutral pipeline; see ARCHITECTURE.md for the stages."""
+    """The platform-neutral pipeline; ``handle`` takes a turn through the stages listed in
+    README.md#architecture."""
 
     def __init__(
         self,
@@ -135,6 +149,7 @@ class ConversationManager:
         forms: FormStage | None = None,
         context: ContextWindow | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.glm = glm
@@ -144,12 +159,22 @@ class ConversationManager:
         self.forms = forms
         self.context = context or ContextWindow(self.config.context_tokens)
         self.clock = clock
+        self.rate_limiter = rate_limiter  # per user, non-command turns; None: no limit
+        if rate_limiter is not None:
+            limiter = rate_limiter
+
+            async def forget_rate(turn: Turn) -> None:
+                await limiter.forget(rate_key(turn))
+
+            self.commands.forgetters.append(forget_rate)
         self.last_timings = TurnTimings()
 
     async def handle(self, turn: Turn, reply: ReplyStream) -> TurnResult:
         """Answer one turn; every failure ends in something the user can read."""
         timings = TurnTimings(received=self.clock())
         self.last_timings = timings
+        loop = asyncio.get_running_loop()
+        started = loop.time()  # every model call of the turn shares one deadline from here
         lang = detect_language(turn.text, turn.language)
         if turn.delivery_id and not await self._first_delivery(turn):
             log.info("duplicate delivery %s:%s ignored", turn.platform, turn.delivery_id)
@@ -170,6 +195,18 @@ class ConversationManager:
                 return TurnResult.STORE_ERROR
             await reply.finish(answer)
             return TurnResult.COMMAND
+        if (
+            self.rate_limiter is not None
+            and parse_command(text) is None
+            and not self.commands.is_bot_admin(turn)  # the operator's admins are exempt
+        ):
+            # Commands (the forms' /cancel too) stay usable; only what reaches the model counts.
+            allowance = await self.rate_limiter.hit(rate_key(turn))
+            if not allowance.allowed:
+                log.info("rate limited user=%s", rate_key(turn))
+                seconds = max(1, math.ceil(allowance.retry_after))
+                await reply.finish(t("rate_limited", lang, seconds=seconds))
+                return TurnResult.RATE_LIMITED
         if len(text) > self.config.max_message_chars:
             await reply.finish(
                 t("too_long", lang, length=len(text), limit=self.config.max_message_chars)
@@ -187,8 +224,13 @@ class ConversationManager:
 
         key = turn.session_key(self.config.scope)
         try:
+            queued = loop.time()
             async with self.store.lock(key):
-                return await self._locked_turn(turn, key, text, lang, reply, timings)
+                # Time queued behind this session's previous turn, whose answer the user is
+                # watching, is not charged to this one.
+                budget = self.glm.budget(started + (loop.time() - queued))
+                with use_budget(budget):
+                    return await self._locked_turn(turn, key, text, lang, reply, timings)
         except LockTimeout:
             log.warning("session busy session=%s", key)
             await reply.fail(t("busy_session", lang))
@@ -228,7 +270,7 @@ class ConversationManager:
                 else:
                     await reply.finish(said)
                 self._remember(session, turn, lang, text, said)
-                await self._save_after_reply(session, key)
+                await self._save_after_reply(session, key, turn)
                 return TurnResult.FORM
             if form_reply is not None:
                 pending = form_reply.pending_question
@@ -244,12 +286,16 @@ class ConversationManager:
         result = await self._finish(answer, shown, lang, reply, key, pending)
         if result in (TurnResult.ANSWERED, TurnResult.PARTIAL):
             self._remember(session, turn, lang, text, shown)
-            await self._save_after_reply(session, key)
+            await self._save_after_reply(session, key, turn)
         timings.finished = self.clock()
         return result
 
-    async def _save_after_reply(self, session: Session, key: SessionKey) -> None:
+    async def _save_after_reply(self, session: Session, key: SessionKey, turn: Turn) -> None:
         try:
+            # Entered in the user's and the chat's index first, so /forget and /reset find
+            # every session that was ever saved.
+            await self.commands.index.note_session(session, turn)
+            self._bound(session)
             await self.store.save(session)
         except SessionStoreError as exc:
             # The user already has the answer; only the memory of it is lost (a second reply
@@ -312,9 +358,10 @@ class ConversationManager:
         return answer, "".join(shown)
 
     def _system_prompt(self, turn: Turn, lang: str) -> str:
-        return self.config.system_prompt.format(
-            platform=turn.platform, language="Korean" if lang == "ko" else "English"
-        )
+        # Named when the script tells it (Korean, Japanese, Russian...); otherwise (accented
+        # Latin, a script shared by many languages) the model is told to mirror the user.
+        language = language_name(lang, turn.text) or "the language the user wrote in"
+        return self.config.system_prompt.format(platform=turn.platform, language=language)
 
     async def _finish(
         self,
@@ -359,6 +406,8 @@ class ConversationManager:
             return t("fallback_unsafe", lang)
         if isinstance(err, GlmContextTooLong):
             return t("fallback_too_long", lang)
+        if isinstance(err, GlmEmptyAnswer):
+            return t("fallback_empty", lang)
         if isinstance(err, GlmUnavailable) and answer.outcome is Outcome.FAILED:
             return t("fallback_busy", lang)
         return t("fallback_unavailable", lang)
@@ -375,3 +424,16 @@ class ConversationManager:
             session.meta["user_name"] = turn.user_name
         session.meta["turns"] = int(session.meta.get("turns", 0)) + 1
         session.updated_at = now
+
+    def _bound(self, session: Session) -> None:
+        """Keep the stored document within ``max_session_bytes`` (just before a save)."""
+        bounded = bound_history(session, self.config.max_session_bytes)
+        if bounded.changed:
+            log.info(
+                "session over %d bytes: %d old messages dropped, %d clipped session=%s",
+                self.config.max_session_bytes,
+                bounded.dropped,
+                bounded.clipped,
+                session.key,
+            )
+            session.history = bounded.history

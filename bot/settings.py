@@ -1,4 +1,5 @@
-"""Settings from the environment and `.env`: the contract in ARCHITECTURE.md, plus tuning knobs."""
+"""Settings from the environment and `.env`: the contract (README.md#configuration), plus
+tuning knobs."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    # --- contract (ARCHITECTURE.md) ---
+    # --- contract (README.md#configuration) ---
     glm_api_key: SecretStr | None = None
     glm_base_url: str = "https://api.z.ai/api/paas/v4"
     glm_model: str = "glm-4.5"
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     weather_geocoding_url: str = "https://geocoding-api.open-meteo.com/v1"
     weather_forecast_url: str = "https://api.open-meteo.com/v1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    glm_max_answer_tokens: int = Field(4096, ge=1, le=131_072)  # GLM-4.5 allows up to 96K
 
     # --- tuning (documented in README and .env.example; defaults are what a user expects) ---
     glm_thinking: bool = False
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(4000, ge=1, le=100_000)
     group_session_scope: SessionScope = SessionScope.USER
     session_max_history: int = Field(200, ge=2, le=10_000)
+    session_max_bytes: int = Field(256 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
     memory_max_sessions: int = Field(10_000, ge=1, le=10_000_000)
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = Field(8443, ge=1, le=65535)
@@ -81,6 +84,7 @@ class Settings(BaseSettings):
     forms_timezone: str = "Asia/Seoul"
     filter_mask_char: str = Field("*", min_length=1, max_length=1)
     filter_fixed_mask: str | None = Field(None, max_length=40)
+    user_rate_limit_per_minute: int = Field(20, ge=0, le=10_000)  # per user; 0 = off
 
     @field_validator("telegram_admin_ids", "slack_admin_user_ids", mode="before")
     @classmethod

@@ -97,14 +97,15 @@ class SlotFillingStage:
         self,
         registry: FormRegistry,
         *,
-        analyzer: KoreanAnalyzer | asyncio.Future[KoreanAnalyzer] | None,
+        analyzer: KoreanAnalyzer | asyncio.Future[KoreanAnalyzer | None] | None,
         tools: ToolExtractor | None = None,
         config: StageConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         # Kiwi takes seconds to load: the composition root may hand over a future so that the
-        # bot starts at once; the first turn that needs forms waits for it.
+        # bot starts at once; the first turn that needs forms waits for it. A future that
+        # fails or gives ``None`` (Kiwi could not load) leaves the stage without morphology.
         self._analyzer_loading = analyzer if isinstance(analyzer, asyncio.Future) else None
         self.analyzer = None if isinstance(analyzer, asyncio.Future) else analyzer
         self.tools = tools
@@ -118,8 +119,7 @@ class SlotFillingStage:
 
     async def handle(self, session: Session, turn: Turn, text: str, lang: str) -> FormReply | None:
         if self._analyzer_loading is not None:
-            self.analyzer = await asyncio.shield(self._analyzer_loading)
-            self._analyzer_loading = None
+            await self._analyzer_ready()
         ts = self.clock()
         now = datetime.fromtimestamp(ts, self.tz)
         state = FormState.from_dict(session.form) if session.form is not None else None
@@ -161,6 +161,30 @@ class SlotFillingStage:
             if notice is not None:
                 return FormReply(None, pending_question=notice)
         return reply
+
+    async def _analyzer_ready(self) -> None:
+        """Wait for Kiwi; if it failed to load, go on without it (gazetteer and patterns)."""
+        loading = self._analyzer_loading
+        if loading is None:
+            return
+        try:
+            analyzer = await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            if not loading.cancelled():
+                raise  # this turn was cancelled, not the loading
+            analyzer = None
+        except Exception as exc:
+            analyzer = None
+            if self._analyzer_loading is loading:  # concurrent turns: log it once
+                log.warning(
+                    "kiwi (Korean morphology) failed to load, forms use the gazetteer and "
+                    "patterns only: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
+        if self._analyzer_loading is loading:
+            self.analyzer = analyzer
+            self._analyzer_loading = None
 
     # ---- no form running -------------------------------------------------------------------
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from bot.forms.builtin.intake import RecordSubmissionStore
 from bot.glm.breaker import CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
 from bot.manager import ConversationManager, ManagerConfig
 from bot.reply import Button, ReplyStream
 from bot.sessions.base import SessionStore
+from bot.sessions.index import StoredIndex
 from bot.turn import Turn
 
 
@@ -56,6 +61,7 @@ def make_manager(
     first_token_timeout: float = 2.0,
     stall_timeout: float = 1.0,
     breaker: CircuitBreaker | None = None,
+    max_answer_tokens: int = 4096,
     **config: object,
 ) -> ConversationManager:
     client = GlmClient(base_url=base_url, api_key=api_key, backoff_factor=0.01, backoff_max=0.02)
@@ -65,5 +71,33 @@ def make_manager(
         first_token_timeout=first_token_timeout,
         stall_timeout=stall_timeout,
         breaker=breaker,
+        max_answer_tokens=max_answer_tokens,
     )
     return ConversationManager(store=store, glm=glm, config=ManagerConfig(**config))  # type: ignore[arg-type]
+
+
+async def book(
+    store: SessionStore,
+    index: StoredIndex,
+    user: str | int,
+    name: str,
+    platform: str = "test",
+    *,
+    team: str = "",
+) -> None:
+    """A consultation booking two days ahead, stored as the intake form stores it."""
+    when = datetime.now(ZoneInfo("Asia/Seoul")) + timedelta(days=2)
+    record = {
+        "id": f"{int(time.time() * 1000):013d}-{user}",
+        "ref": "0613-ABCD",
+        "name": name,
+        "phone": "010-1234-5678",
+        "date": when.date().isoformat(),
+        "time": "15:00",
+        "topic": "이사 문제",
+        "lang": "ko",
+        "platform": platform,
+        "user_id": str(user),
+    }
+    turn = Turn(platform, str(user), str(user), "네", team_id=team)
+    await RecordSubmissionStore(store, index=index).add("intake", record, turn, 5 * 86_400)

@@ -263,3 +263,123 @@ async def test_forget_deletes_the_callers_sessions_in_every_chat(
     assert "삭제" in reply.final[1]
     left = sorted([k async for k in store.keys()])
     assert left == [str(SessionKey("test", "", "-100", "", "2"))]
+
+
+@pytest.mark.parametrize(
+    ("text", "named", "notices"),
+    [
+        ("東京の天気はどうですか", "Japanese", "English"),
+        ("今天北京天气怎么样", "Chinese", "English"),
+        ("Как дела?", "Russian", "English"),
+        ("안녕하세요", "Korean", "Korean"),
+        ("How are you?", "English", "English"),
+    ],
+)
+async def test_system_prompt_names_the_users_language(
+    fake: FakeGlm, manager: ConversationManager, text: str, named: str, notices: str
+) -> None:
+    reply = RecordingReply()
+    assert await manager.handle(turn(text), reply) is TurnResult.ANSWERED
+    system = fake.requests[0].json["messages"][0]
+    assert system["role"] == "system"
+    assert named in system["content"]
+    for other in {"Korean", "English", "Japanese", "Chinese", "Russian"} - {named}:
+        assert other not in system["content"], other
+    # The bot's own strings: Korean or English only, English for everyone else.
+    too_long = RecordingReply()
+    await manager.handle(turn(text + "." * 4001), too_long)
+    assert ("너무 길어요" in too_long.final[1]) is (notices == "Korean")
+    assert ("too long" in too_long.final[1]) is (notices == "English")
+
+
+async def test_system_prompt_without_a_sure_language_asks_for_the_users_own(
+    fake: FakeGlm, manager: ConversationManager
+) -> None:
+    await manager.handle(turn("Où est la gare, s'il vous plaît ?"), RecordingReply())
+    system = fake.requests[0].json["messages"][0]["content"]
+    assert "English" not in system and "Korean" not in system
+    assert "the language the user wrote in" in system
+
+
+# ---- per-user rate limit ---------------------------------------------------------------------
+
+
+class CountingLimiter:
+    """A MemoryRateLimiter that also records who was counted."""
+
+    def __init__(self, limit: int) -> None:
+        from bot.ratelimit import MemoryRateLimiter
+
+        self.inner = MemoryRateLimiter(limit=limit, period=60.0)
+        self.keys: list[str] = []
+
+    async def hit(self, key: str):  # type: ignore[no-untyped-def]
+        self.keys.append(key)
+        return await self.inner.hit(key)
+
+
+def limited_manager(
+    fake: FakeGlm, store: MemorySessionStore, limiter: object
+) -> ConversationManager:
+    base = make_manager(fake.base_url, fake.api_key, store)
+    return ConversationManager(
+        store=store,
+        glm=base.glm,
+        config=base.config,
+        rate_limiter=limiter,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "notice"),
+    [("안녕하세요", "너무 빨리"), ("hello there", "too quickly")],
+)
+async def test_over_the_rate_limit_gets_a_notice_and_no_model_call(
+    fake: FakeGlm, store: MemorySessionStore, text: str, notice: str
+) -> None:
+    manager = limited_manager(fake, store, CountingLimiter(limit=2))
+    for _ in range(2):
+        assert await manager.handle(turn(text), RecordingReply()) is TurnResult.ANSWERED
+    reply = RecordingReply()
+    assert await manager.handle(turn(text), reply) is TurnResult.RATE_LIMITED
+    await manager.glm.client.close()
+    assert len(fake.requests) == 2
+    assert reply.events[-1][0] == "finish" and notice in reply.events[-1][1]
+    assert "30" in reply.events[-1][1]  # 2 a minute: the next one in 30 seconds
+    history = (await store.load(turn("x").session_key())).history
+    assert len(history) == 4  # the refused message is not remembered
+
+
+async def test_rate_limit_is_per_user_and_spares_commands_duplicates_and_empty_turns(
+    fake: FakeGlm, store: MemorySessionStore
+) -> None:
+    limiter = CountingLimiter(limit=1)
+    manager = limited_manager(fake, store, limiter)
+    assert await manager.handle(turn("하나", delivery_id="1"), RecordingReply()) is (
+        TurnResult.ANSWERED
+    )
+    assert await manager.handle(turn("하나", delivery_id="1"), RecordingReply()) is (
+        TurnResult.DUPLICATE
+    )
+    assert await manager.handle(turn("   "), RecordingReply()) is TurnResult.EMPTY
+    # Commands stay usable past the limit.
+    help_reply = RecordingReply()
+    assert await manager.handle(turn("/help"), help_reply) is TurnResult.COMMAND
+    assert await manager.handle(turn("/reset"), RecordingReply()) is TurnResult.COMMAND
+    assert await manager.handle(turn("둘"), RecordingReply()) is TurnResult.RATE_LIMITED
+    # Another user, and the same user in another chat (the limit is per user).
+    assert await manager.handle(turn("셋", user="8", chat="8"), RecordingReply()) is (
+        TurnResult.ANSWERED
+    )
+    group = RecordingReply()
+    assert await manager.handle(turn("넷", chat="-100", is_private=False), group) is (
+        TurnResult.RATE_LIMITED
+    )
+    await manager.glm.client.close()
+    assert limiter.keys == ["test::7", "test::7", "test::8", "test::7"]
+
+
+async def test_no_rate_limiter_means_no_limit(fake: FakeGlm, manager: ConversationManager) -> None:
+    assert manager.rate_limiter is None
+    for n in range(25):
+        assert await manager.handle(turn(f"질문 {n}"), RecordingReply()) is TurnResult.ANSWERED

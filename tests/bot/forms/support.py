@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.forms.builtin.intake import SessionSubmissionStore, SubmissionStore
+from bot.forms.builtin.intake import RecordSubmissionStore, SubmissionStore
 from bot.forms.builtin.weather import OpenMeteoClient, WeatherSource
 from bot.forms.extractors import CityGazetteer, Utterance
 from bot.forms.korean import KoreanAnalyzer
 from bot.forms.registry import FormDeps, FormRegistry, build_registry
 from bot.forms.stage import SlotFillingStage, StageConfig
 from bot.forms.toolcall import ToolExtractor
-from bot.glm.client import GlmClient
+from bot.glm.guarded import GuardedGlm
 from bot.manager import ConversationManager, TurnResult
 from bot.sessions.base import SessionStore
 from bot.sessions.memory import MemorySessionStore
@@ -73,12 +73,12 @@ def stage(
     store: SessionStore,
     *,
     clock: Clock | None = None,
-    glm: GlmClient | None = None,
+    glm: GuardedGlm | None = None,
     config: StageConfig | None = None,
 ) -> SlotFillingStage:
     tools = ToolExtractor(glm, model="glm-4.5", timeout=2.0) if glm is not None else None
     return SlotFillingStage(
-        registry(weather, SessionSubmissionStore(store)),
+        registry(weather, RecordSubmissionStore(store)),
         analyzer=korean(),
         tools=tools,
         config=config,
@@ -116,7 +116,7 @@ class Rig:
             self.client,
             self.store,
             clock=self.clock,
-            glm=manager.glm.client if model_extraction else None,
+            glm=manager.glm if model_extraction else None,
         )
         manager.forms = self.stage
         self.manager = manager
@@ -147,6 +147,7 @@ async def running(
     config: StageConfig | None = None,
     store: SessionStore | None = None,
     phrase_with_model: bool = False,
+    first_token_timeout: float = 2.0,
 ) -> AsyncIterator[Rig]:
     clock = Clock()
     async with FakeGlm() as glm, FakeOpenMeteo(clock=clock) as weather:
@@ -154,14 +155,18 @@ async def running(
         store = store or MemorySessionStore()
         # Most tests read the template; test_phrasing.py turns the model's wording on.
         manager = make_manager(
-            glm.base_url, glm.api_key, store, phrase_form_answers=phrase_with_model
+            glm.base_url,
+            glm.api_key,
+            store,
+            phrase_form_answers=phrase_with_model,
+            first_token_timeout=first_token_timeout,
         )
         client = open_meteo(weather.geocoding_url)
         forms = stage(
             client,
             store,
             clock=clock,
-            glm=manager.glm.client if model_extraction else None,
+            glm=manager.glm if model_extraction else None,
             config=config,
         )
         manager.forms = forms
