@@ -161,11 +161,22 @@ async def run_terminal_chat(
             text=text,
             message_id=str(count),
             is_private=True,
+            language=locale_language(),
         )
         await manager.handle(turn, TerminalReplyStream(stdout))
     if interactive:
         stdout.write("\n")
     return 0
+
+
+def locale_language() -> str:
+    """The terminal's language from the locale (``ko_KR.UTF-8`` → ``ko``); '' when unset."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value:
+            code = value.split(".", 1)[0].split("_", 1)[0].lower()
+            return "" if code in ("c", "posix") else code
+    return ""
 
 
 def _local_user() -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.commands import CommandRouter, parse_command
+from bot.commands import Command, CommandRouter, parse_command
 from bot.context import ContextWindow
 from bot.context.bounds import bound_history
 from bot.glm.budget import use_budget
@@ -188,6 +188,7 @@ class ConversationManager:
             command = None  # e.g. /cancel: the forms stage answers it, under the session lock
         if command is not None:
             try:
+                lang = await self._command_language(turn, command, lang)
                 answer = await self.commands.run(command, turn, lang)
             except SessionStoreError as exc:
                 log.error("store error in command session=%s: %s", turn.session_key(), exc)
@@ -239,6 +240,15 @@ class ConversationManager:
             log.error("store error session=%s: %s", key, exc)
             await reply.fail(t("store_down", lang))
             return TurnResult.STORE_ERROR
+
+    async def _command_language(self, turn: Turn, command: Command, lang: str) -> str:
+        """A bare ``/help`` has no words to tell the language by: answer in the language the
+        user last wrote in this conversation, when there is one."""
+        if any(ch.isalpha() for arg in command.args for ch in arg):
+            return lang
+        session = await self.store.load(turn.session_key(self.config.scope))
+        last = session.meta.get("language")
+        return last if isinstance(last, str) and last else lang
 
     async def _first_delivery(self, turn: Turn) -> bool:
         try:

@@ -319,3 +319,32 @@ async def test_forget_also_drops_the_users_rate_limit_counter(fake: FakeGlm) -> 
     assert len(limiter) == 1
     await say(manager, msg("/forget", MINSU))
     assert len(limiter) == 0
+
+
+@pytest.mark.parametrize("scope", list(SessionScope))
+async def test_own_reset_empties_the_conversation_the_next_message_continues(
+    fake: FakeGlm, scope: SessionScope
+) -> None:
+    store = MemorySessionStore()
+    manager = make(fake, store, scope=scope)
+    where = {"thread_id": "t1"}
+    await say(manager, msg("기억해: 사과", MINSU, GROUP, **where))
+    await say(manager, msg("Ann too", ANN, GROUP, **where))
+    await say(manager, msg("/reset", MINSU, GROUP, **where))
+    nxt = msg("다음 메시지", MINSU, GROUP, **where)
+    assert (await store.load(nxt.session_key(scope))).history == []
+    # Ann's own conversation stays where it is not shared with him.
+    ann = msg("x", ANN, GROUP, **where).session_key(scope)
+    shared = scope in (SessionScope.CHAT, SessionScope.THREAD)
+    assert ((await store.load(ann)).history == []) is shared
+
+
+async def test_a_bare_command_answers_in_the_language_the_user_last_wrote(
+    fake: FakeGlm,
+) -> None:
+    manager = make(fake, MemorySessionStore())
+    korean_help = await say(manager, msg("/help", MINSU))
+    await say(manager, msg("What can you do?", MINSU))
+    english_help = await say(manager, msg("/help", MINSU))
+    assert korean_help != english_help
+    assert english_help.isascii() or "Hi" in english_help

@@ -249,3 +249,17 @@ async def test_without_a_terminal_the_log_keeps_log_level(fake: FakeGlm) -> None
     assert done.code == 0, done.stderr
     assert done.stdout.splitlines() == ["echo: 안녕"]
     assert " INFO bot.forms.korean: kiwi ready" in done.stderr
+
+
+def test_the_terminal_language_comes_from_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.terminal import locale_language
+
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    assert locale_language() == ""
+    monkeypatch.setenv("LANG", "ko_KR.UTF-8")
+    assert locale_language() == "ko"
+    monkeypatch.setenv("LC_ALL", "en_US.UTF-8")
+    assert locale_language() == "en"
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    assert locale_language() == ""
