@@ -50,12 +50,14 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("help", "How to use this bot"),
         ("reset", "Start this conversation over"),
         ("forget", "Delete what I stored about you"),
+        ("memory", "What I remember of this conversation"),
     ],
     "ko": [
         ("start", "시작하고 사용법 보기"),
         ("help", "도움말"),
         ("reset", "이 대화를 새로 시작"),
         ("forget", "저장된 내 대화 기록 삭제"),
+        ("memory", "이 대화에서 기억하는 것 보기"),
     ],
 }
 

@@ -15,6 +15,7 @@ What each command deletes is looked up in the store's user and chat indexes
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -61,7 +62,7 @@ class ExtraCommand(Protocol):
     async def run(self, args: Sequence[str], caller: Caller) -> str: ...
 
 
-KNOWN = ("start", "help", "reset", "forget")
+KNOWN = ("start", "help", "reset", "forget", "memory")
 CHAT_TARGETS = ("all", "group", "chat", "channel", "전체", "그룹")
 THREAD_TARGETS = ("thread", "스레드")
 
@@ -95,6 +96,26 @@ TEXT: dict[str, dict[str, str]] = {
     "reset_private_usage": {
         "ko": "개인 대화에서는 /reset 으로 이 대화만 초기화할 수 있어요.",
         "en": "In a private chat, /reset starts this conversation over; it takes no argument.",
+    },
+    "memory_empty": {
+        "ko": "이 대화에 대해 기억하고 있는 것이 없어요.",
+        "en": "I keep nothing about this conversation.",
+    },
+    "memory_kept": {
+        "ko": "이 대화에서 기억하는 것: 최근 메시지 {count}개 ({since}부터).",
+        "en": "What I keep of this conversation: the latest {count} message(s) (since {since}).",
+    },
+    "memory_summary": {
+        "ko": "그 전 대화의 요약:\n{summary}",
+        "en": "A summary of what came before:\n{summary}",
+    },
+    "memory_no_summary": {
+        "ko": "(아직 요약은 없어요.)",
+        "en": "(No summary yet.)",
+    },
+    "memory_clear": {
+        "ko": "/reset 은 이 대화를, /forget 은 저장된 내 정보 전부를 지워요.",
+        "en": "/reset clears this conversation; /forget clears everything stored about you.",
     },
     "forget_done": {
         "ko": "저장된 내 정보를 모두 삭제했어요: 대화 {sessions}개, 예약 {records}건.",
@@ -208,10 +229,33 @@ class CommandRouter:
             return text
         if command.name == "reset":
             return await self._reset(command, turn, lang)
+        if command.name == "memory":
+            return await self.memory(turn, lang)
         extra = self.extra.get(command.name)
         if extra is not None:
             return await extra.run(command.args, self.caller(turn, lang))
         return t("unknown_command", lang, command=f"/{command.name}")
+
+    # --- /memory ------------------------------------------------------------------------
+
+    async def memory(self, turn: Turn, lang: str) -> str:
+        """What is kept of the conversation this turn belongs to: messages and summary."""
+        session = await self.store.load(turn.session_key(self.scope))
+        kept = [m for m in session.history if m.role in ("user", "assistant")]
+        if not kept and not session.summary:
+            return say("memory_empty", lang)
+        lines = []
+        if kept:
+            since = time.strftime("%Y-%m-%d %H:%M", time.gmtime(kept[0].ts)) + " UTC"
+            lines.append(say("memory_kept", lang, count=len(kept), since=since))
+        summary = session.summary[:3_000]
+        lines.append(
+            say("memory_summary", lang, summary=summary)
+            if summary
+            else say("memory_no_summary", lang)
+        )
+        lines.append(say("memory_clear", lang))
+        return "\n".join(lines)
 
     # --- /reset -------------------------------------------------------------------------
 

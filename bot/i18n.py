@@ -259,13 +259,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "안녕하세요! GLM-4.5로 답하는 챗봇이에요. 무엇이든 물어보세요.\n"
         '예: "서울 날씨 알려줘" → "부산은?", "상담 예약하고 싶어요"\n'
         "/cancel — 진행 중인 질문(예약 등) 취소\n"
-        "/reset — 이 대화를 새로 시작\n/forget — 저장된 내 대화 기록 삭제\n/help — 도움말",
+        "/reset — 이 대화를 새로 시작\n/memory — 이 대화에서 기억하는 것 보기\n"
+        "/forget — 저장된 내 대화 기록 삭제\n/help — 도움말",
         "en": "Hi! I'm a chatbot answering with GLM-4.5. Ask me anything.\n"
         'Try: "What\'s the weather in Seoul?" then "What about Busan?", '
         'or "I\'d like to book a consultation"\n'
         "/cancel — stop a form in progress (e.g. a booking)\n"
-        "/reset — start this conversation over\n/forget — delete what I stored about you\n"
-        "/help — this help",
+        "/reset — start this conversation over\n/memory — what I remember of it\n"
+        "/forget — delete what I stored about you\n/help — this help",
     },
     "reset_done": {
         "ko": "대화를 초기화했어요. 새로 시작해요!",

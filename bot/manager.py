@@ -14,6 +14,7 @@ from typing import Protocol
 from bot.commands import Command, CommandRouter, parse_command
 from bot.context import ContextWindow
 from bot.context.bounds import bound_history
+from bot.context.window import session_factor
 from bot.glm.budget import use_budget
 from bot.glm.errors import (
     GlmAuthError,
@@ -292,7 +293,10 @@ class ConversationManager:
         timings.request_sent = self.clock()
         answer, shown = await self._stream(request, reply, timings)
         if answer.usage is not None and answer.usage.prompt_tokens:
-            self.context.estimator.calibrate(messages, answer.usage.prompt_tokens)
+            # Per session: one chat's Korean must not skew another's English estimate.
+            session.meta["token_factor"] = self.context.estimator.calibrated(
+                session_factor(session), messages, answer.usage.prompt_tokens
+            )
         result = await self._finish(answer, shown, lang, reply, key, pending)
         if result in (TurnResult.ANSWERED, TurnResult.PARTIAL):
             self._remember(session, turn, lang, text, shown)

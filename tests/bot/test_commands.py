@@ -348,3 +348,17 @@ async def test_a_bare_command_answers_in_the_language_the_user_last_wrote(
     english_help = await say(manager, msg("/help", MINSU))
     assert korean_help != english_help
     assert english_help.isascii() or "Hi" in english_help
+
+
+async def test_memory_shows_what_is_kept_and_reset_clears_it(fake: FakeGlm) -> None:
+    store = MemorySessionStore()
+    manager = make(fake, store)
+    assert "nothing" in await say(manager, msg("/memory", MINSU, language="en"))
+    await say(manager, msg("My name is Minsu", MINSU))
+    session = await store.load(SessionKey("test", "", MINSU, "", MINSU))
+    session.summary = "The user is Minsu from Gangneung."
+    await store.save(session)
+    shown = await say(manager, msg("/memory", MINSU))
+    assert "2 message" in shown and "Minsu from Gangneung" in shown
+    await say(manager, msg("/reset", MINSU))
+    assert "nothing" in await say(manager, msg("/memory", MINSU, language="en"))
