@@ -481,3 +481,56 @@ async def _abort(request: web.Request) -> web.StreamResponse:
     # aiohttp never tries to finish a response on the dead transport.
     await asyncio.sleep(3600)
     raise AssertionError("unreachable: the aborted connection cancels the handler")
+
+
+# --- summary requests (added for the rolling summary's tests) ---------------------------------
+
+
+def is_summary_request(request: RecordedRequest) -> bool:
+    """True when a system message asks to summarise (fold messages into a summary)."""
+    return any(
+        m.get("role") == "system" and "summar" in message_text(m).lower() for m in request.messages
+    )
+
+
+def _fact_like(word: str) -> bool:
+    # What a summary must keep: numbers (phone numbers, dates, amounts), Hangul words (names,
+    # places) and capitalised Latin words (proper nouns). Labels such as "user:" are not facts.
+    if not word or word.endswith(":"):
+        return False
+    return (
+        any(ch.isdigit() for ch in word)
+        or any("\uac00" <= ch <= "\ud7a3" for ch in word)
+        or word[0].isupper()
+    )
+
+
+def summarising(request: RecordedRequest) -> Reply:
+    """Answers a summary request like a model that keeps facts, anything else like ``Echo``.
+
+    Content lines of the non-system messages are the quoted messages (``user: ...``,
+    ``assistant: ...``) and the existing summary's ``- ...`` lines; instructions and headings
+    are not. The summary has one ``- `` line per content line that holds a number, a Hangul
+    word or a capitalised word, keeping just those words in order; repeated lines are left
+    out. Use it as ``fake.default = summarising`` or ``fake.enqueue(summarising)``.
+    """
+    if not is_summary_request(request):
+        return _echo(Echo(), request)
+    lines: list[str] = []
+    for message in request.messages:
+        if message.get("role") == "system":
+            continue
+        for raw in message_text(message).splitlines():
+            label, colon, rest = raw.partition(": ")
+            if raw.startswith("- "):
+                content = raw[2:]
+            elif colon and label in ("user", "assistant"):
+                content = rest
+            else:
+                continue
+            words = [w.strip(".,!?()\"'") for w in content.split()]
+            facts = [w for w in words if _fact_like(w)]
+            line = "- " + " ".join(facts) if facts else ""
+            if line and line not in lines:
+                lines.append(line)
+    return Reply("\n".join(lines) or "- (nothing to keep)")
