@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.commands import CommandRouter
 from bot.context import ContextWindow
+from bot.context.summary import Summarizer, guarded_complete
+from bot.context.window import LEXICAL_MIN, lexical_scores
 from bot.glm.breaker import Bulkhead, CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
@@ -70,6 +72,7 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.slack_bot_token,
         settings.slack_signing_secret,
         settings.slack_app_token,
+        settings.embedding_api_key,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
     if settings.redis_url:
@@ -110,8 +113,12 @@ class App:
     extras: dict[str, Any] = field(default_factory=dict)
     notices: AdminNotices = field(default_factory=AdminNotices)
     index: StoredIndex | None = None
+    summarizer: Summarizer | None = None
 
     async def close(self) -> None:
+        if self.summarizer is not None:
+            with contextlib.suppress(Exception):
+                await self.summarizer.cancel()  # the next turn after a restart tries again
         with contextlib.suppress(Exception):
             await self.notices.drain()
         forms = self.extras.get("forms")
@@ -191,6 +198,17 @@ async def build_app(
         max_answer_tokens=settings.glm_max_answer_tokens,
     )
     store = await build_store(settings)
+    # Summaries have their own breaker and a small bulkhead: their timeouts must not open the
+    # breaker that answers depend on, nor take the answers' connections.
+    summary_glm = GuardedGlm(
+        client, model=settings.summary_model, breaker=CircuitBreaker(), bulkhead=Bulkhead(4)
+    )
+    summarizer = Summarizer(
+        store,
+        guarded_complete(summary_glm),
+        model=settings.summary_model,
+        offline=settings.offline,
+    )
     config = ManagerConfig(
         max_message_chars=settings.max_message_chars,
         scope=settings.group_session_scope,
@@ -238,8 +256,11 @@ async def build_app(
         commands=commands,
         content_filter=content_filter,
         forms=forms.stage if forms is not None else None,
-        context=ContextWindow(config.context_tokens),
+        context=ContextWindow(
+            config.context_tokens, scorer=lexical_scores, min_relevance=LEXICAL_MIN
+        ),
         rate_limiter=build_rate_limiter(settings, store),
+        summarizer=summarizer,
     )
     return App(
         settings,
@@ -252,6 +273,7 @@ async def build_app(
         extras={"forms": forms},
         notices=notices,
         index=index,
+        summarizer=summarizer,
     )
 
 

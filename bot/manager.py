@@ -14,6 +14,7 @@ from typing import Protocol
 from bot.commands import Command, CommandRouter, parse_command
 from bot.context import ContextWindow
 from bot.context.bounds import bound_history
+from bot.context.summary import Summarizer
 from bot.context.window import session_factor
 from bot.glm.budget import use_budget
 from bot.glm.errors import (
@@ -151,6 +152,7 @@ class ConversationManager:
         context: ContextWindow | None = None,
         clock: Callable[[], float] = time.perf_counter,
         rate_limiter: RateLimiter | None = None,
+        summarizer: Summarizer | None = None,
     ) -> None:
         self.store = store
         self.glm = glm
@@ -161,6 +163,7 @@ class ConversationManager:
         self.context = context or ContextWindow(self.config.context_tokens)
         self.clock = clock
         self.rate_limiter = rate_limiter  # per user, non-command turns; None: no limit
+        self.summarizer = summarizer  # folds old turns into the summary, in the background
         if rate_limiter is not None:
             limiter = rate_limiter
 
@@ -311,6 +314,9 @@ class ConversationManager:
             await self.commands.index.note_session(session, turn)
             self._bound(session)
             await self.store.save(session)
+            if self.summarizer is not None and self.summarizer.needs_summary(session):
+                # After the answer is delivered; the task waits for this turn's lock.
+                self.summarizer.schedule(key, str(session.meta.get("language") or "ko"))
         except SessionStoreError as exc:
             # The user already has the answer; only the memory of it is lost (a second reply
             # saying the store is down would contradict the first).

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     weather_forecast_url: str = "https://api.open-meteo.com/v1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     glm_max_answer_tokens: int = Field(4096, ge=1, le=131_072)  # GLM-4.5 allows up to 96K
+    summary_model: str = "glm-4.5-flash"  # the free model: rolling summaries
+    embedding_model: str = "embedding-3"
+    embedding_dimensions: int = Field(256, ge=8, le=4096)
+    embedding_base_url: str | None = None  # None: GLM_BASE_URL
+    embedding_api_key: SecretStr | None = None  # None: GLM_API_KEY
 
     # --- tuning (documented in README and .env.example; defaults are what a user expects) ---
     glm_thinking: bool = False

@@ -4,8 +4,10 @@ A request holds, in this order:
 
 1. the system prompt (platform, the user's language, any form state);
 2. the rolling summary of the conversation so far, when there is one;
-3. older exchanges chosen by relevance to the new message, in their original order;
-4. the most recent exchanges, newest first until the budget is spent (the last one always);
+3. older exchanges chosen by relevance to the new message, in their original order (also
+   ones the summary covers: their own words may hold a detail the summary left out);
+4. the most recent exchanges not yet covered by the summary, newest first until the budget
+   is spent (the last one always);
 5. the new message.
 
 An exchange is a user message with the answer that followed it, never split. How the budget
@@ -27,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bot.context.lexical import LexicalScorer
+from bot.context.summary import summary_upto
 from bot.context.tokens import MESSAGE_OVERHEAD, TokenEstimator
 from bot.sessions.base import Message, Session
 
@@ -35,10 +39,17 @@ MESSAGE_SHARE = 0.25
 RELEVANT_SHARE = 0.25
 RELEVANT_MESSAGE_SHARE = 0.10
 MIN_RELEVANCE = 0.2  # below this an older exchange is noise, whatever the budget
+LEXICAL_MIN = 0.08  # the same for the lexical score (BM25 over the best possible: lower)
 RECENCY_WEIGHT = 0.15  # how much a newer exchange is preferred at equal similarity
 
 # query, documents -> one similarity in 0..1 per document
 Scorer = Callable[[str, Sequence[str]], list[float]]
+
+
+def lexical_scores(query: str, documents: Sequence[str]) -> list[float]:
+    """The Korean-aware BM25 score of each document for ``query`` (0..1): the fallback when
+    no embedding is at hand, and the offline mode's only score."""
+    return LexicalScorer(documents).scores(query)
 
 
 def clip(text: str, max_chars: int) -> str:
@@ -89,10 +100,12 @@ class ContextWindow:
         estimator: TokenEstimator | None = None,
         *,
         scorer: Scorer | None = None,
+        min_relevance: float = MIN_RELEVANCE,
     ) -> None:
         self.budget_tokens = budget_tokens
         self.estimator = estimator or TokenEstimator()
         self.scorer = scorer
+        self.min_relevance = min_relevance  # on the scorer's own scale
         self.last_relevant = 0  # how many older exchanges the last build chose by relevance
 
     def build(
@@ -138,9 +151,12 @@ class ContextWindow:
             left -= cost
             self.last_relevant += 1
 
+        covered = summary_upto(session) if session.summary else None
         for unit in reversed(older):
             if unit.position in chosen:
                 continue
+            if covered is not None and unit.messages[-1].ts <= covered:
+                break  # the summary stands for it and everything before it
             rendered, cost = self._render(unit, cap, factor)
             if cost > left:
                 break
@@ -163,7 +179,7 @@ class ContextWindow:
             scores = self.scorer(query, [u.text for u in older])
         ranked = []
         for unit, similarity in zip(older, scores, strict=False):
-            if similarity < MIN_RELEVANCE:
+            if similarity < self.min_relevance:
                 continue
             recency = unit.position / max(len(older) - 1, 1)
             ranked.append((similarity * (1 - RECENCY_WEIGHT) + recency * RECENCY_WEIGHT, unit))

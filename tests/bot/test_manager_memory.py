@@ -1,0 +1,87 @@
+"""The manager's memory end to end, over HTTP to the fake GLM: what a request carries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.context.window import LEXICAL_MIN, ContextWindow, lexical_scores
+from bot.manager import TurnResult
+from bot.sessions.memory import MemorySessionStore
+from tests.bot.helpers import RecordingReply, make_manager, turn
+from tests.fakes.glm import FakeGlm, Reply
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGlm]:
+    async with FakeGlm() as server:
+        yield server
+
+
+async def test_a_fact_from_the_first_turn_survives_six_long_answers(fake: FakeGlm) -> None:
+    fake.default = lambda r: Reply("설명드릴게요. " + "가나다라마바사 아자차카 " * 500)
+    store = MemorySessionStore()
+    manager = make_manager(fake.base_url, fake.api_key, store)
+    manager.context = ContextWindow(12_000, scorer=lexical_scores, min_relevance=LEXICAL_MIN)
+    try:
+        await manager.handle(turn("내 이름은 민수야"), RecordingReply())
+        for n in range(6):
+            reply = RecordingReply()
+            assert await manager.handle(turn(f"긴 설명 {n} 부탁해"), reply) is TurnResult.ANSWERED
+            assert len(reply.final[1]) >= 6_000
+        await manager.handle(turn("내 이름이 뭐였지?"), RecordingReply())
+    finally:
+        await manager.glm.client.close()
+    request = fake.requests[-1]
+    texts = [str(m["content"]) for m in request.messages]
+    assert "내 이름은 민수야" in texts
+    assert texts[-1] == "내 이름이 뭐였지?"
+    estimate = manager.context.estimator.count_messages(request.messages)
+    assert estimate <= 12_000
+
+
+async def test_the_token_factor_is_kept_per_session(fake: FakeGlm) -> None:
+    store = MemorySessionStore()
+    manager = make_manager(fake.base_url, fake.api_key, store)
+    try:
+        await manager.handle(turn("안녕하세요 반가워요", user="1", chat="1"), RecordingReply())
+        await manager.handle(turn("hello there friend", user="2", chat="2"), RecordingReply())
+    finally:
+        await manager.glm.client.close()
+    korean = (await store.load(turn("x", user="1", chat="1").session_key())).meta
+    english = (await store.load(turn("x", user="2", chat="2").session_key())).meta
+    assert "token_factor" in korean and "token_factor" in english
+    assert korean["token_factor"] != english["token_factor"]
+
+
+async def test_a_long_conversation_gets_a_summary_that_the_next_request_carries(
+    fake: FakeGlm,
+) -> None:
+    from bot.context.summary import Summarizer, guarded_complete
+    from bot.glm.breaker import CircuitBreaker
+    from bot.glm.guarded import GuardedGlm
+    from tests.fakes.glm import summarising
+
+    fake.default = summarising
+    store = MemorySessionStore()
+    manager = make_manager(fake.base_url, fake.api_key, store)
+    summary_glm = GuardedGlm(manager.glm.client, model="glm-4.5-flash", breaker=CircuitBreaker())
+    summarizer = Summarizer(store, guarded_complete(summary_glm), threshold_messages=6)
+    manager.summarizer = summarizer
+    try:
+        await manager.handle(
+            turn("내 이름은 민수이고 전화번호는 010-1234-5678이야"), RecordingReply()
+        )
+        for n in range(10):
+            await manager.handle(turn(f"잡담 {n}"), RecordingReply())
+            await summarizer.drain()
+        await manager.handle(turn("내 전화번호가 뭐였지?"), RecordingReply())
+    finally:
+        await manager.glm.client.close()
+    summary_calls = [r for r in fake.requests if r.json.get("model") == "glm-4.5-flash"]
+    assert summary_calls and all(r.json.get("stream") is not True for r in summary_calls)
+    session = await store.load(turn("x").session_key())
+    assert "010-1234-5678" in session.summary
+    last = fake.requests[-1]
+    assert any("Summary of the earlier conversation" in str(m["content"]) for m in last.messages)
