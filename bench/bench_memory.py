@@ -16,8 +16,11 @@ import statistics
 import time
 
 from bench.common import banner, summary
+from bot.context.embeddings import EmbeddingClient, pack
+from bot.context.recall import EmbeddingRecall, exchange_id, exchange_text
 from bot.context.window import LEXICAL_MIN, ContextWindow, exchanges, lexical_scores
 from bot.sessions.base import Message, Session
+from tests.fakes.embeddings import FakeEmbeddings
 
 BUDGET = 12_000
 SYSTEM = "You are a helpful assistant chatting with people on telegram."
@@ -123,6 +126,35 @@ def build_time(window: ContextWindow, messages: int, runs: int) -> list[float]:
     return timings
 
 
+async def embedding_recall(window: ContextWindow, sessions: int) -> tuple[float, list[float]]:
+    """The same questions with exchange vectors from the fake embeddings server over HTTP."""
+    found = 0
+    asked = 0
+    query_times: list[float] = []
+    async with FakeEmbeddings() as server:
+        client = EmbeddingClient(server.base_url, server.api_key, dimensions=256)
+        recall = EmbeddingRecall(client, query_budget=2.0)
+        try:
+            for seed in range(sessions):
+                session, _ = conversation(seed)
+                units = exchanges(session.history)
+                vectors = await client.embed([exchange_text(u) for u in units])
+                recall.merge(
+                    session, {exchange_id(u): pack(v) for u, v in zip(units, vectors, strict=True)}
+                )
+                for fact, question, word in NEEDLES:
+                    started = time.perf_counter()
+                    scores = await recall.scores(session, question)
+                    query_times.append(time.perf_counter() - started)
+                    built = window.build(session, question, system_prompt=SYSTEM, scores=scores)
+                    text = "\n".join(str(m["content"]) for m in built)
+                    asked += 1
+                    found += fact in text and word in text
+        finally:
+            await client.close()
+    return found / asked, query_times
+
+
 async def main(sessions: int) -> None:
     banner("Memory: recall, request build, tokens per turn (bench/bench_memory.py)")
     print(
@@ -142,6 +174,9 @@ async def main(sessions: int) -> None:
         f"(budget {BUDGET}); the whole history would be {everything} "
         f"({statistics.median(sent) / everything:.1%})"
     )
+    share, query_times = await embedding_recall(window, sessions)
+    print(f"   recall, fake embeddings over HTTP (+ lexical): {share:.1%}")
+    print(f"   query vector + scores, 200-turn session (HTTP on loopback): {summary(query_times)}")
     timings = build_time(window, 1_000, 400)
     print(f"   building the request, 1,000-message session, lexical: {summary(timings)}")
     print(f"   exchanges in a 200-turn session: {len(exchanges(session.history))}")

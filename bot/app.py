@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.commands import CommandRouter
 from bot.context import ContextWindow
+from bot.context.embeddings import EmbeddingClient
+from bot.context.recall import EmbeddingRecall
 from bot.context.summary import Summarizer, guarded_complete
 from bot.context.window import LEXICAL_MIN, lexical_scores
 from bot.glm.breaker import Bulkhead, CircuitBreaker
@@ -114,8 +116,12 @@ class App:
     notices: AdminNotices = field(default_factory=AdminNotices)
     index: StoredIndex | None = None
     summarizer: Summarizer | None = None
+    recall: EmbeddingRecall | None = None
 
     async def close(self) -> None:
+        if self.recall is not None:
+            with contextlib.suppress(Exception):
+                await self.recall.close()
         if self.summarizer is not None:
             with contextlib.suppress(Exception):
                 await self.summarizer.cancel()  # the next turn after a restart tries again
@@ -200,6 +206,18 @@ async def build_app(
     store = await build_store(settings)
     # Summaries have their own breaker and a small bulkhead: their timeouts must not open the
     # breaker that answers depend on, nor take the answers' connections.
+    recall: EmbeddingRecall | None = None
+    if not settings.offline or settings.embedding_api_key is not None:
+        # Offline without an embedding endpoint, the window's lexical score does the recall.
+        key = settings.embedding_api_key or settings.glm_api_key
+        recall = EmbeddingRecall(
+            EmbeddingClient(
+                settings.embedding_base_url or settings.glm_base_url,
+                key.get_secret_value() if key is not None else "",
+                model=settings.embedding_model,
+                dimensions=settings.embedding_dimensions,
+            )
+        )
     summary_glm = GuardedGlm(
         client, model=settings.summary_model, breaker=CircuitBreaker(), bulkhead=Bulkhead(4)
     )
@@ -261,6 +279,7 @@ async def build_app(
         ),
         rate_limiter=build_rate_limiter(settings, store),
         summarizer=summarizer,
+        recall=recall,
     )
     return App(
         settings,
@@ -274,6 +293,7 @@ async def build_app(
         notices=notices,
         index=index,
         summarizer=summarizer,
+        recall=recall,
     )
 
 

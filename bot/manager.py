@@ -14,6 +14,7 @@ from typing import Protocol
 from bot.commands import Command, CommandRouter, parse_command
 from bot.context import ContextWindow
 from bot.context.bounds import bound_history
+from bot.context.recall import EmbeddingRecall
 from bot.context.summary import Summarizer
 from bot.context.window import session_factor
 from bot.glm.budget import use_budget
@@ -153,6 +154,7 @@ class ConversationManager:
         clock: Callable[[], float] = time.perf_counter,
         rate_limiter: RateLimiter | None = None,
         summarizer: Summarizer | None = None,
+        recall: EmbeddingRecall | None = None,
     ) -> None:
         self.store = store
         self.glm = glm
@@ -164,6 +166,7 @@ class ConversationManager:
         self.clock = clock
         self.rate_limiter = rate_limiter  # per user, non-command turns; None: no limit
         self.summarizer = summarizer  # folds old turns into the summary, in the background
+        self.recall = recall  # embeddings for older exchanges; None: the window's lexical score
         if rate_limiter is not None:
             limiter = rate_limiter
 
@@ -289,7 +292,10 @@ class ConversationManager:
             if form_reply is not None:
                 pending = form_reply.pending_question
 
-        messages = self.context.build(session, text, system_prompt=self._system_prompt(turn, lang))
+        scores = await self.recall.scores(session, text) if self.recall is not None else None
+        messages = self.context.build(
+            session, text, system_prompt=self._system_prompt(turn, lang), scores=scores
+        )
         request = self.glm.request(messages, user_id=str(key))
         await reply.start()
 
@@ -314,6 +320,8 @@ class ConversationManager:
             await self.commands.index.note_session(session, turn)
             self._bound(session)
             await self.store.save(session)
+            if self.recall is not None:
+                self.recall.schedule(self.store, key)  # the new exchange's vector, later
             if self.summarizer is not None and self.summarizer.needs_summary(session):
                 # After the answer is delivered; the task waits for this turn's lock.
                 self.summarizer.schedule(key, str(session.meta.get("language") or "ko"))

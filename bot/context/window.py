@@ -74,18 +74,25 @@ class Exchange:
     def text(self) -> str:
         return "\n".join(m.content for m in self.messages)
 
+    @property
+    def question(self) -> str:
+        """What the lexical score reads: the user's own words (facts live there), or the
+        message itself when the exchange has no question."""
+        return self.messages[0].content
+
 
 def exchanges(history: Sequence[Message]) -> list[Exchange]:
     """The history as exchanges, oldest first; system entries are left out."""
     found: list[Exchange] = []
     current: list[Message] = []
     for message in history:
-        if message.role not in ("user", "assistant"):
-            continue
-        if message.role == "user" and current:
-            found.append(Exchange(current, len(found)))
-            current = []
-        current.append(message)
+        role = message.role
+        if role == "user":
+            if current:
+                found.append(Exchange(current, len(found)))
+            current = [message]
+        elif role == "assistant":
+            current.append(message)
     if current:
         found.append(Exchange(current, len(found)))
     return found
@@ -176,7 +183,7 @@ class ContextWindow:
         if scores is None or len(scores) < len(older):
             if self.scorer is None:
                 return []
-            scores = self.scorer(query, [u.text for u in older])
+            scores = self.scorer(query, [u.question for u in older])
         ranked = []
         for unit, similarity in zip(older, scores, strict=False):
             if similarity < self.min_relevance:

@@ -85,3 +85,45 @@ async def test_a_long_conversation_gets_a_summary_that_the_next_request_carries(
     assert "010-1234-5678" in session.summary
     last = fake.requests[-1]
     assert any("Summary of the earlier conversation" in str(m["content"]) for m in last.messages)
+
+
+async def test_exchange_vectors_are_stored_after_the_turn_and_recall_uses_them(
+    fake: FakeGlm,
+) -> None:
+    import time
+
+    from bot.context.embeddings import EmbeddingClient
+    from bot.context.recall import EmbeddingRecall
+    from tests.fakes.embeddings import Answer, FakeEmbeddings
+
+    fake.default = lambda r: Reply("네, 알겠어요. " + "설명 " * 900)
+    store = MemorySessionStore()
+    manager = make_manager(fake.base_url, fake.api_key, store)
+    manager.context = ContextWindow(6_000, scorer=lexical_scores, min_relevance=LEXICAL_MIN)
+    async with FakeEmbeddings() as vectors:
+        client = EmbeddingClient(vectors.base_url, vectors.api_key, dimensions=256)
+        recall = EmbeddingRecall(client)
+        manager.recall = recall
+        try:
+            await manager.handle(turn("우리 집 강아지 이름은 콩이야"), RecordingReply())
+            for n in range(8):
+                await manager.handle(turn(f"다른 이야기 {n}"), RecordingReply())
+                await recall.drain()
+            session = await store.load(turn("x").session_key())
+            stored = session.meta["vectors"]
+            assert stored["space"] == "embedding-3/256" and len(stored["items"]) == 9
+            assert all(len(v) == 348 for v in stored["items"].values())  # int8, compact
+            asked = len(vectors.requests)
+            await manager.handle(turn("우리 강아지 이름 기억나?"), RecordingReply())
+            assert len(vectors.requests) == asked + 1  # only the new message on the path
+            assert "우리 집 강아지 이름은 콩이야" in fake.requests[-1].user_texts()
+
+            # The endpoint slows down: the answer does not wait for it past the budget.
+            vectors.default = Answer(delay=2.0)
+            started = time.perf_counter()
+            await manager.handle(turn("강아지 이름이 뭐였지?"), RecordingReply())
+            assert time.perf_counter() - started < 1.5
+            assert "우리 집 강아지 이름은 콩이야" in fake.requests[-1].user_texts()
+        finally:
+            await recall.close()
+            await manager.glm.client.close()
