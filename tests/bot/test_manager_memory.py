@@ -127,3 +127,25 @@ async def test_exchange_vectors_are_stored_after_the_turn_and_recall_uses_them(
         finally:
             await recall.close()
             await manager.glm.client.close()
+
+
+def test_after_a_thousand_turns_the_document_stays_within_256_kib() -> None:
+    from bot.context.bounds import bound_history
+    from bot.context.embeddings import pack
+    from bot.context.recall import MAX_VECTORS, exchange_id
+    from bot.context.window import exchanges
+    from bot.sessions.base import Message, Session
+
+    history = []
+    for n in range(1_000):
+        history.append(Message("user", f"질문 {n}: " + "가나다" * 30, 2.0 * n))
+        history.append(Message("assistant", f"답 {n}: " + "라마바사" * 200, 2.0 * n + 1))
+    session = Session(key="test:-:1:-:1", history=history, summary="- 민수, 010-1234-5678\n" * 80)
+    vector = pack([0.1] * 256)
+    items = {exchange_id(u): vector for u in exchanges(history)[-MAX_VECTORS:]}
+    session.meta["vectors"] = {"space": "embedding-3/256", "items": items}
+    bounded = bound_history(session, 256 * 1024)
+    session.history = bounded.history
+    assert len(session.to_json().encode()) <= 256 * 1024
+    assert session.history[-1].content.startswith("답 999")  # the newest stay
+    assert "010-1234-5678" in session.summary  # the oldest live on in the summary
