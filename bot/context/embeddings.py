@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from bot.glm.breaker import CircuitBreaker
+from bot.glm.errors import describe_api_error
 
 __all__ = [
     "DEFAULT_DIMENSIONS",
@@ -63,12 +64,7 @@ class EmbeddingError(Exception):
         self.counts_as_failure = counts_as_failure
 
     def __str__(self) -> str:
-        parts = [type(self).__name__]
-        if self.status:
-            parts.append(f"http={self.status}")
-        if self.code:
-            parts.append(f"code={self.code}")
-        return f"{' '.join(parts)}: {self.message}"
+        return describe_api_error(self, self.status, self.code, self.message)
 
 
 class EmbeddingUnavailable(EmbeddingError):

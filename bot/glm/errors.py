@@ -20,12 +20,7 @@ class GlmError(Exception):
         self.retry_after: float | None = None  # seconds, from a Retry-After header
 
     def __str__(self) -> str:
-        parts = [type(self).__name__]
-        if self.status:
-            parts.append(f"http={self.status}")
-        if self.code:
-            parts.append(f"code={self.code}")
-        return f"{' '.join(parts)}: {self.message}"
+        return describe_api_error(self, self.status, self.code, self.message)
 
 
 class GlmAuthError(GlmError):
@@ -153,3 +148,13 @@ def error_from_body(status: int, body: bytes | str) -> GlmError:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         message = text.strip()[:200] or f"HTTP {status}"
     return error_class_for(code, status)(message, code=code, status=status)
+
+
+def describe_api_error(error: Exception, status: int, code: str, message: str) -> str:
+    """``GlmRateLimited http=429 code=1302: ...``: an API error as logs show it."""
+    parts = [type(error).__name__]
+    if status:
+        parts.append(f"http={status}")
+    if code:
+        parts.append(f"code={code}")
+    return f"{' '.join(parts)}: {message}"
