@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import struct
+import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,9 +108,9 @@ class EmbeddingClient:
     Every request asks the breaker first (:class:`EmbeddingUnavailable` at once when it is
     open) and reports its outcome. HTTP errors, Z.AI's ``{"error": {"code", "message"}}``
     bodies, timeouts, connection failures and answers of the wrong shape or dimensions raise
-    :class:`EmbeddingError`; its message never contains the API key. A bad request (HTTP 400
-    and 404, Z.AI codes 1210-1299) is our mistake, not an outage, and does not count towards
-    opening the breaker.
+    :class:`EmbeddingError`; its message never contains the API key. A bad request (HTTP 400,
+    413, 422, Z.AI codes 1210-1299) is our mistake, not an outage, and does not count towards
+    opening the breaker; a 404 (no such endpoint) does.
 
     ``session``: an aiohttp session to share (not closed by :meth:`close`); by default the
     client makes its own, lazily, in the running loop.
@@ -141,6 +142,7 @@ class EmbeddingClient:
         }
         self.space = VectorSpace(model, dimensions)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._warned_at = -math.inf
         self._session = session
         self._owns_session = session is None
         self.breaker = breaker or CircuitBreaker(
@@ -213,7 +215,13 @@ class EmbeddingClient:
                 breaker.record_failure()
             else:
                 breaker.record_ignored()
-            log.warning("embeddings failed: %s", err)
+            # Once a minute at most: a missing or failing endpoint must not flood the log.
+            now = time.monotonic()
+            if now - self._warned_at >= 60.0:
+                self._warned_at = now
+                log.warning("embeddings failed (lexical recall meanwhile): %s", err)
+            else:
+                log.debug("embeddings failed: %s", err)
             raise
         except BaseException:  # cancelled: says nothing about the service
             breaker.record_ignored()
@@ -240,7 +248,9 @@ class EmbeddingClient:
         if not message:
             message = body.decode("utf-8", "replace") or f"HTTP {status}"
         num = int(code) if code.isdigit() else -1
-        bad_request = status in (400, 404, 413, 422) or 1210 <= num <= 1299
+        # 404: the endpoint is not there (a base URL without /embeddings): that is an outage
+        # for us, so the breaker opens and later calls are refused without a request.
+        bad_request = status in (400, 413, 422) or 1210 <= num <= 1299
         return EmbeddingError(
             self._redact(message),
             code=code,

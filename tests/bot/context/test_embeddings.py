@@ -22,6 +22,7 @@ from bot.context.embeddings import (
 )
 from bot.glm.breaker import CircuitBreaker
 from tests.fakes.embeddings import Answer, Drop, Error, FakeEmbeddings, Malformed, fake_vector
+from tests.fakes.glm import FakeGlm
 
 KEY = "sk-test-5ecret-key-0123456789"
 
@@ -323,3 +324,19 @@ def test_cosine() -> None:
     c = fake_vector("The train leaves at noon", 256)
     assert cosine(a, b) > cosine(a, c)
     assert cosine(unpack(pack(a)), unpack(pack(b))) == pytest.approx(cosine(a, b), abs=0.01)
+
+
+async def test_an_endpoint_that_is_not_there_opens_the_breaker() -> None:
+    # A base URL without /embeddings (e.g. a proxy serving chat only) answers 404.
+    async with FakeGlm() as glm:
+        breaker = CircuitBreaker(min_calls=3, failure_rate=0.5, open_seconds=30)
+        client = EmbeddingClient(glm.base_url, KEY, breaker=breaker)
+        try:
+            for _ in range(3):
+                with pytest.raises(EmbeddingError) as info:
+                    await client.embed(["x"])
+                assert info.value.status == 404
+            with pytest.raises(EmbeddingUnavailable):
+                await client.embed(["x"])  # refused without a request
+        finally:
+            await client.close()
