@@ -42,7 +42,7 @@ from adapters.slack_stream import (
 )
 from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import detect_language, t
-from bot.reply import Button, ReplyStream
+from bot.reply import Button, ReplyStream, end_cut_answer
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
 
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 LISTEN_HOST = "0.0.0.0"  # Slack (or the proxy in front) must reach it
-SHUTDOWN_GRACE = 5.0  # seconds answers in flight get to finish on SIGTERM
 FATAL_AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 )
@@ -348,7 +347,9 @@ class SlackChannel:
             except Exception as exc:
                 log.warning("slack: %s did not stop cleanly: %r", name, exc)
         # Answers in flight (and waiting) get a moment to finish; the rest are cut off.
-        await self.work.shutdown(SHUTDOWN_GRACE)
+        # New events are refused already (the server is closed); answers in flight get
+        # SHUTDOWN_GRACE_SECONDS to finish, and their streams are stopped properly.
+        await self.work.shutdown(self.app.settings.shutdown_grace_seconds)
         if self._own_session and self.session is not None:
             await self.session.close()
 
@@ -414,6 +415,10 @@ class SlackChannel:
         stream = self.stream_for(turn)
         try:
             await self.app.manager.handle(turn, stream)
+        except asyncio.CancelledError:
+            # Shutdown past SHUTDOWN_GRACE_SECONDS: stop the stream with a notice.
+            await end_cut_answer(stream, t("notice_shutdown", detect_language(turn.text)))
+            raise
         except Exception:
             log.exception("turn failed session=%s", stream.label)
             with contextlib.suppress(Exception):

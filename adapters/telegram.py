@@ -28,6 +28,7 @@ from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, d
 from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramOutbox, TelegramReplyStream
 from bot.i18n import detect_language, t
+from bot.reply import CUT_NOTICE_SECONDS, end_cut_answer
 from bot.sessions.base import SessionStoreError
 from bot.turn import Turn
 
@@ -96,6 +97,7 @@ class SessionOrderedProcessor(BaseUpdateProcessor):
         self.key_of: Callable[[object], Hashable | None] = key_of or order_key
         self.on_refused = on_refused
         self._lanes: dict[Hashable, _Lane] = {}
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def process_update(  # type: ignore[misc]
         self, update: object, coroutine: Awaitable[Any]
@@ -140,7 +142,24 @@ class SessionOrderedProcessor(BaseUpdateProcessor):
 
     async def _run(self, coroutine: Awaitable[Any]) -> None:
         async with self._semaphore:
-            await coroutine
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                await coroutine
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+    async def cancel_running(self) -> int:
+        """Cancel the updates being answered (shutdown past its grace) and let each close
+        what the user sees; returns how many were cut."""
+        running = set(self._running)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=CUT_NOTICE_SECONDS + 1)
+        return len(running)
 
     async def _refuse(self, update: object, notify: bool) -> None:
         if self.on_refused is None:
@@ -210,10 +229,11 @@ class TelegramChannel:
         if settings.telegram_bot_token is None:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         self.app = app
+        self.processor = SessionOrderedProcessor(key_of=self.queue_key, on_refused=self.refused)
         self.application = build_application(
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_base_url,
-            SessionOrderedProcessor(key_of=self.queue_key, on_refused=self.refused),
+            self.processor,
         )
         self.outbox = TelegramOutbox(self.application.bot, policy)
         self.me = BotIdentity(0, "")
@@ -280,13 +300,26 @@ class TelegramChannel:
         if updater is not None and updater.running:
             steps.append(("updater", updater.stop))
         if application.running:
-            steps.append(("application", application.stop))  # lets answers in flight end
+            steps.append(("application", self._stop_application))
         steps.append(("shutdown", application.shutdown))
         for name, step in steps:
             try:
                 await step()
             except Exception as exc:
                 log.warning("telegram: %s did not stop cleanly: %s", name, exc)
+
+    async def _stop_application(self) -> None:
+        """Let answers in flight end, for at most SHUTDOWN_GRACE_SECONDS (polling or the
+        webhook server has stopped already, so no new update is taken)."""
+        grace = self.app.settings.shutdown_grace_seconds
+        try:
+            async with asyncio.timeout(grace):
+                await self.application.stop()
+        except TimeoutError:
+            cut = await self.processor.cancel_running()
+            log.warning(
+                "telegram: %d answers still running after %.0fs were cut at shutdown", cut, grace
+            )
 
     async def register_commands(self) -> None:
         """The command menu in English (everyone) and Korean (Korean-language clients)."""
@@ -324,6 +357,10 @@ class TelegramChannel:
             return
         try:
             await self.app.manager.handle(turn, stream)
+        except asyncio.CancelledError:
+            # Shutdown past SHUTDOWN_GRACE_SECONDS: replace the draft with a notice.
+            await end_cut_answer(stream, t("notice_shutdown", lang))
+            raise
         except Exception:
             key = turn.session_key(self.app.manager.config.scope)
             log.exception("turn failed session=%s", key)

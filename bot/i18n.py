@@ -304,6 +304,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "AI 모델이 빈 답을 보냈어요. 다시 물어봐 주세요.",
         "en": "The AI model sent back an empty answer. Please ask again.",
     },
+    "notice_shutdown": {
+        "ko": "봇이 다시 시작되느라 이 답변이 중단됐어요. 잠시 후 다시 보내 주세요.",
+        "en": "The bot restarted and this answer was cut off. Please send your message again.",
+    },
 }
 
 

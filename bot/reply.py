@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +59,16 @@ def literal(value: object, limit: int = 200) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return f"`{text}`" if text else "-"
+
+
+CUT_NOTICE_SECONDS = 5.0  # how long closing a cut answer may take at shutdown
+
+
+async def end_cut_answer(stream: ReplyStream, notice: str) -> None:
+    """A turn cancelled mid-answer (shutdown past its grace): end what the user sees with
+    ``notice`` rather than leave a half-shown stream open. Never raises."""
+    try:
+        async with asyncio.timeout(CUT_NOTICE_SECONDS):
+            await stream.fail(notice)
+    except Exception as exc:  # the process is stopping: nothing more to do
+        log.warning("cut answer not closed: %r", exc)

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     embedding_dimensions: int = Field(256, ge=8, le=4096)
     embedding_base_url: str | None = None  # None: GLM_BASE_URL
     embedding_api_key: SecretStr | None = None  # None: GLM_API_KEY
+    shutdown_grace_seconds: float = Field(25.0, ge=0, le=600)  # in-flight answers on SIGTERM
 
     # --- tuning (documented in README and .env.example; defaults are what a user expects) ---
     glm_thinking: bool = False
