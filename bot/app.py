@@ -23,7 +23,7 @@ from bot.glm.offline import OfflineModel
 from bot.manager import ContentFilter, ConversationManager, ManagerConfig
 from bot.notify import AdminNotices
 from bot.ratelimit import build_rate_limiter
-from bot.sessions.base import SessionStore
+from bot.sessions.base import SessionStore, SessionStoreError
 from bot.sessions.index import StoredIndex
 from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
@@ -144,11 +144,18 @@ async def build_store(settings: Settings) -> SessionStore:
     if settings.redis_url:
         from bot.sessions.redis import RedisSessionStore
 
-        return RedisSessionStore.from_url(
+        store = RedisSessionStore.from_url(
             settings.redis_url,
             cluster=settings.redis_cluster,
             ttl_seconds=settings.session_ttl_seconds,
         )
+        # Connect before serving: a Redis Cluster client that learns the cluster's layout
+        # under many concurrent first commands can trip over its own reconnects (redis-py).
+        try:
+            await store.ping()
+        except SessionStoreError as exc:
+            log.warning("Redis not reachable at start (turns will say so until it is): %s", exc)
+        return store
     return MemorySessionStore(
         max_sessions=settings.memory_max_sessions, ttl_seconds=settings.session_ttl_seconds
     )

@@ -47,6 +47,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
     else:
         url = request.getfixturevalue("redis_cluster_url")
         redis_store = RedisSessionStore.from_url(url, cluster=True, ttl_seconds=30 * 86_400)
+    await redis_store.ping()  # connected before use, as the app does
     yield redis_store
     await redis_store.close()
 

@@ -27,6 +27,7 @@ from tests.redis_servers import RedisClusterServers
 @pytest.fixture
 async def store(redis_cluster_url: str) -> AsyncIterator[RedisSessionStore]:
     store = new_store(redis_cluster_url, cluster=True)
+    await store.ping()  # connected before use, as the app does before serving
     yield store
     await store.close()
 
@@ -34,6 +35,7 @@ async def store(redis_cluster_url: str) -> AsyncIterator[RedisSessionStore]:
 @pytest.fixture
 async def other_store(redis_cluster_url: str) -> AsyncIterator[RedisSessionStore]:
     store = new_store(redis_cluster_url, cluster=True)
+    await store.ping()
     yield store
     await store.close()
 
