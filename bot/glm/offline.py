@@ -30,7 +30,7 @@ _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
 
 
-# --- protocol-shaping helpers (shared with the test fake) -------------------------------------
+# --- protocol-shaping helpers ---------------------------------------------------------------
 
 
 def new_id() -> str:
@@ -71,15 +71,6 @@ def estimate_usage(
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-    }
-
-
-def tool_call_entry(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    """One complete entry of ``message.tool_calls`` (arguments are JSON text)."""
-    return {
-        "id": call_id,
-        "type": "function",
-        "function": {"name": name, "arguments": arguments},
     }
 
 
@@ -152,11 +143,6 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 def split_words(text: str) -> list[str]:
     """Word-sized pieces (whitespace kept) whose concatenation is exactly ``text``."""
     return _WORDS.findall(text)
-
-
-def split_every(text: str, size: int = 4) -> list[str]:
-    """Pieces of at most ``size`` characters whose concatenation is exactly ``text``."""
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def user_messages(messages: Sequence[Any]) -> list[str]:
@@ -305,15 +291,6 @@ async def open_event_stream(request: web.Request) -> web.StreamResponse:
 
 async def write_event(resp: web.StreamResponse, obj: dict[str, Any] | str) -> None:
     await resp.write(encode_event(obj))
-
-
-def bearer_token(request: web.Request) -> str | None:
-    """The bearer token of the request, None when there is no Authorization header."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def request_error(status: int, code: str, message: str) -> web.Response:

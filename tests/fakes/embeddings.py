@@ -30,10 +30,11 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.zai import API_PREFIX, LoopbackServer
 
 __all__ = [
     "API_PREFIX",
@@ -49,7 +50,6 @@ __all__ = [
     "fake_vector",
 ]
 
-API_PREFIX = "/api/paas/v4"
 MAX_INPUTS = 64
 # Z.AI: embedding-3 gives 256, 512, 1024 or 2048 dimensions (2048 unless asked); embedding-2
 # always 1024.
@@ -161,7 +161,7 @@ class RecordedEmbeddingRequest:
 # --- the fake -------------------------------------------------------------------------------
 
 
-class FakeEmbeddings:
+class FakeEmbeddings(LoopbackServer):
     """``/embeddings`` on ``http://127.0.0.1:PORT/api/paas/v4``; every request is recorded.
 
     Authentication and validation come first (they consume no script entry); then the next
@@ -169,63 +169,16 @@ class FakeEmbeddings:
     """
 
     def __init__(self, api_key: str = "test-key") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[RecordedEmbeddingRequest] = []
         self.default: Behaviour = Answer()
         self._script: deque[Behaviour] = deque()
-        self._runner: web.AppRunner | None = None
-        self._base_url = ""
-        self.closing = asyncio.Event()
         self.in_flight = 0
         self.cancelled = 0  # requests whose client went away before the answer
 
-    # -- lifecycle --
-
-    @property
-    def base_url(self) -> str:
-        if not self._base_url:
-            raise RuntimeError("server not started")
-        return self._base_url
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        if self._runner is not None:
-            return self._base_url
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post(f"{API_PREFIX}/embeddings", self._handle)
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        bound_host, bound_port = runner.addresses[0][:2]
-        self.closing.clear()
-        self._runner = runner
-        self._base_url = f"http://{bound_host}:{bound_port}{API_PREFIX}"
-        return self._base_url
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        self.closing.set()
-        await runner.cleanup()
-
-    async def __aenter__(self) -> FakeEmbeddings:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- scripting --
 

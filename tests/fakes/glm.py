@@ -12,9 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.glm.offline import (
+from tests.fakes.zai import (
+    API_PREFIX,
     DEFAULT_MODEL,
-    LoopbackApiServer,
+    LoopbackServer,
     bearer_token,
     chunk_body,
     completion_body,
@@ -219,7 +220,7 @@ class _Counters:
     completed: int = 0
 
 
-class FakeGlm(LoopbackApiServer):
+class FakeGlm(LoopbackServer):
     """Z.AI's ``/chat/completions`` on ``http://127.0.0.1:PORT/api/paas/v4``.
 
     Every request is recorded (even rejected ones). Requests with a missing bearer token get
@@ -239,10 +240,6 @@ class FakeGlm(LoopbackApiServer):
         self._script: deque[Script] = deque()
         self._counters = _Counters()
         self._changed = asyncio.Condition()
-
-    async def __aenter__(self) -> FakeGlm:
-        await self.start()
-        return self
 
     # -- scripting --
 
@@ -301,6 +298,9 @@ class FakeGlm(LoopbackApiServer):
             self._changed.notify_all()
 
     # -- serving --
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post(f"{API_PREFIX}/chat/completions", self.handle_completions)
 
     async def handle_completions(self, request: web.Request) -> web.StreamResponse:
         payload = await read_json(request)
