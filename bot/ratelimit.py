@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from redis.exceptions import RedisClusterException, RedisError
 
 from bot.sessions.base import SessionStore, SessionStoreError
+from bot.sessions.redis import RedisSessionStore, hash_tag
 from bot.turn import Turn
 
 if TYPE_CHECKING:
@@ -122,13 +123,6 @@ redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', t
 return 0
 """
 
-_ESCAPES = {"%": "%25", "{": "%7B", "}": "%7D"}
-
-
-def _tag(name: str) -> str:
-    """The key as a hash tag body: braces escaped, so the whole key is the tag."""
-    return "".join(_ESCAPES.get(c, c) for c in name)
-
 
 class RedisRateLimiter:
     """GCRA on Redis or Redis Cluster, shared by every process; fails open when Redis fails.
@@ -157,7 +151,7 @@ class RedisRateLimiter:
         self._hidden = password if isinstance(password, str) and password else None
 
     def key(self, name: str) -> str:
-        return f"{self.prefix}:rate:{{{_tag(name)}}}"
+        return f"{self.prefix}:rate:{{{hash_tag(name)}}}"
 
     async def hit(self, key: str) -> RateDecision:
         try:
@@ -194,8 +188,6 @@ def build_rate_limiter(settings: Settings, store: SessionStore) -> RateLimiter |
     per_minute = settings.user_rate_limit_per_minute
     if per_minute <= 0:
         return None
-    from bot.sessions.redis import RedisSessionStore
-
     if isinstance(store, RedisSessionStore):
         return RedisRateLimiter(store.client, per_minute, prefix=store.prefix)
     return MemoryRateLimiter(per_minute)

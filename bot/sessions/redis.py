@@ -97,7 +97,7 @@ _UNESCAPES = {v: k for k, v in _ESCAPES.items()}
 _ESCAPED = re.compile("%25|%7B|%7D")
 
 
-def _tag(name: str) -> str:
+def hash_tag(name: str) -> str:
     """The session key as a hash tag body: braces escaped, so the whole key is the tag.
 
     A raw '}' would end the tag early and could split one session's keys across slots;
@@ -258,22 +258,22 @@ class RedisSessionStore:
     # --- key layout -------------------------------------------------------------------
 
     def session_key(self, key: SessionKey | str) -> str:
-        return f"{self.prefix}:session:{{{_tag(str(key))}}}"
+        return f"{self.prefix}:session:{{{hash_tag(str(key))}}}"
 
     def lock_key(self, key: SessionKey | str) -> str:
-        return f"{self.prefix}:lock:{{{_tag(str(key))}}}"
+        return f"{self.prefix}:lock:{{{hash_tag(str(key))}}}"
 
     def delivery_key(self, delivery_id: str) -> str:
         return f"{self.prefix}:delivery:{delivery_id}"
 
     def index_key(self, index: str) -> str:
-        return f"{self.prefix}:index:{{{_tag(index)}}}"
+        return f"{self.prefix}:index:{{{hash_tag(index)}}}"
 
     def record_key(self, kind: str, tenant: str, record_id: str) -> str:
-        return f"{self.prefix}:record:{{{_tag(f'{kind}:{tenant}')}}}:{record_id}"
+        return f"{self.prefix}:record:{{{hash_tag(f'{kind}:{tenant}')}}}:{record_id}"
 
     def records_key(self, kind: str, tenant: str) -> str:
-        return f"{self.prefix}:records:{{{_tag(f'{kind}:{tenant}')}}}"
+        return f"{self.prefix}:records:{{{hash_tag(f'{kind}:{tenant}')}}}"
 
     # --- errors -----------------------------------------------------------------------
 
