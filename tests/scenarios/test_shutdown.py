@@ -8,7 +8,7 @@ import time
 from bench.common import free_port
 from bot.i18n import t
 from tests.fakes.glm import FakeGlm, Reply
-from tests.fakes.slack import SIGNING_SECRET, FakeSlack, SlackSender
+from tests.fakes.slack import SIGNING_SECRET, FakeMessage, FakeSlack, SlackSender
 from tests.fakes.slack import TOKEN as SLACK_TOKEN
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.scenarios.process import clean_env, start_bot
@@ -61,10 +61,12 @@ async def test_telegram_waits_no_longer_than_the_grace(tg: FakeTelegram, glm: Fa
     assert "cut at shutdown" in proc.stderr
 
 
-async def test_slack_finishes_a_long_stream_in_flight_then_exits(
-    slack: FakeSlack, glm: FakeGlm
-) -> None:
-    glm.enqueue(Reply(FULL, chunks=WORDS, delay=0.6))  # about 7 s: past the old 5 s cut
+async def slack_answer_cut_by_sigterm(
+    slack: FakeSlack, glm: FakeGlm, delay: float, **env: str
+) -> tuple[int, str, FakeMessage]:
+    """A DM answered by the real process, SIGTERMed once the answer shows; the exit code,
+    the process output and the bot's message in the thread."""
+    glm.enqueue(Reply(FULL, chunks=WORDS, delay=delay))
     port = free_port()
     proc = await start_bot(
         env=clean_env(
@@ -75,6 +77,7 @@ async def test_slack_finishes_a_long_stream_in_flight_then_exits(
             SLACK_PORT=str(port),
             GLM_API_KEY=glm.api_key,
             GLM_BASE_URL=glm.base_url,
+            **env,
         )
     )
     await _listening(port, proc)
@@ -85,8 +88,16 @@ async def test_slack_finishes_a_long_stream_in_flight_then_exits(
         await slack.wait_for(lambda f: bool(f.bot_messages(DM_MINSU, thread)), within=15)
         await asyncio.sleep(0.5)
         code = await proc.stop(within=30)
-    assert code == 0, proc.stdout + proc.stderr
     (message,) = slack.bot_messages(DM_MINSU, thread)
+    return code, proc.stdout + proc.stderr, message
+
+
+async def test_slack_finishes_a_long_stream_in_flight_then_exits(
+    slack: FakeSlack, glm: FakeGlm
+) -> None:
+    # About 7 s of answer: past the old 5 s cut.
+    code, output, message = await slack_answer_cut_by_sigterm(slack, glm, 0.6)
+    assert code == 0, output
     assert not message.streaming  # the stream was stopped properly
     assert message.shown.strip() == FULL
 
@@ -94,29 +105,11 @@ async def test_slack_finishes_a_long_stream_in_flight_then_exits(
 async def test_slack_stops_a_stream_cut_by_the_grace_with_a_notice(
     slack: FakeSlack, glm: FakeGlm
 ) -> None:
-    glm.enqueue(Reply(FULL, chunks=WORDS, delay=1.0))  # about 12 s of answer
-    port = free_port()
-    proc = await start_bot(
-        env=clean_env(
-            FORMS_ENABLED="false",
-            SLACK_BOT_TOKEN=SLACK_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.base_url,
-            SLACK_PORT=str(port),
-            GLM_API_KEY=glm.api_key,
-            GLM_BASE_URL=glm.base_url,
-            SHUTDOWN_GRACE_SECONDS="1",
-        )
+    # About 12 s of answer, 1 s of grace.
+    code, output, message = await slack_answer_cut_by_sigterm(
+        slack, glm, 1.0, SHUTDOWN_GRACE_SECONDS="1"
     )
-    await _listening(port, proc)
-    async with SlackSender(f"http://127.0.0.1:{port}/slack/events") as sender:
-        envelopes = slack.say(DM_MINSU, MINSU, "아주 길게 설명해 줘")
-        await sender.events(envelopes)
-        thread = thread_of(envelopes)
-        await slack.wait_for(lambda f: bool(f.bot_messages(DM_MINSU, thread)), within=15)
-        code = await proc.stop(within=30)
-    assert code == 0, proc.stdout + proc.stderr
-    (message,) = slack.bot_messages(DM_MINSU, thread)
+    assert code == 0, output
     assert not message.streaming  # not half-shown forever
     assert t("notice_shutdown", "ko") in message.shown
 
