@@ -30,12 +30,6 @@ GROUP, GROUP_B = "-1001", "-1002"
 SEOUL = ZoneInfo("Asia/Seoul")
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGlm]:
-    async with FakeGlm() as server:
-        yield server
-
-
 @pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
     if request.param == "memory":

@@ -15,24 +15,6 @@ from tests.bot.helpers import RecordingReply, make_manager, turn
 from tests.fakes.glm import Drop, Error, FakeGlm, Reply, Sensitive, Stall
 
 
-@pytest.fixture
-async def fake() -> FakeGlm:
-    async with FakeGlm() as server:
-        yield server
-
-
-@pytest.fixture
-def store() -> MemorySessionStore:
-    return MemorySessionStore()
-
-
-@pytest.fixture
-async def manager(fake: FakeGlm, store: MemorySessionStore) -> ConversationManager:
-    m = make_manager(fake.base_url, fake.api_key, store)
-    yield m
-    await m.glm.client.close()
-
-
 async def test_answer_is_streamed_then_finished_and_remembered(
     fake: FakeGlm, manager: ConversationManager, store: MemorySessionStore
 ) -> None:

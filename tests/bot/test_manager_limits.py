@@ -17,24 +17,6 @@ from tests.bot.helpers import RecordingReply, make_manager, turn
 from tests.fakes.glm import FakeGlm, Reply
 
 
-@pytest.fixture
-async def fake() -> FakeGlm:
-    async with FakeGlm() as server:
-        yield server
-
-
-@pytest.fixture
-def store() -> MemorySessionStore:
-    return MemorySessionStore()
-
-
-@pytest.fixture
-async def manager(fake: FakeGlm, store: MemorySessionStore) -> ConversationManager:
-    m = make_manager(fake.base_url, fake.api_key, store)
-    yield m
-    await m.glm.client.close()
-
-
 async def stored(store: MemorySessionStore) -> Session:
     return await store.load(turn("x").session_key())
 

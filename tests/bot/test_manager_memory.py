@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bot.context.window import LEXICAL_MIN, ContextWindow, lexical_scores
 from bot.manager import TurnResult
 from bot.sessions.memory import MemorySessionStore
 from tests.bot.helpers import RecordingReply, make_manager, turn
 from tests.fakes.glm import FakeGlm, Reply
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGlm]:
-    async with FakeGlm() as server:
-        yield server
 
 
 async def test_a_fact_from_the_first_turn_survives_six_long_answers(fake: FakeGlm) -> None:
