@@ -350,22 +350,24 @@ class CommandRouter:
             return
         if key.user and key.user != turn.user_id:
             return  # never someone else's own session
-        if await self._delete(key):
+        if await self._drop(key):
             report.sessions += 1
             if not key.user:
                 report.shared += 1
-        # The chat's index must not keep naming the user either.
-        await self.store.index_remove(chat_index(key.platform, key.team, key.chat), [str(key)])
 
     # --- helpers ------------------------------------------------------------------------
 
     async def _delete_all(self, keys: Iterable[SessionKey]) -> int:
         count = 0
         for key in keys:
-            if await self._delete(key):
-                count += 1
-            await self.store.index_remove(chat_index(key.platform, key.team, key.chat), [str(key)])
+            count += await self._drop(key)
         return count
+
+    async def _drop(self, key: SessionKey) -> bool:
+        """Delete a session and its entry in its chat's index (which names its user)."""
+        deleted = await self._delete(key)
+        await self.store.index_remove(chat_index(key.platform, key.team, key.chat), [str(key)])
+        return deleted
 
     async def _delete(self, key: SessionKey) -> bool:
         async with self.store.lock(key):
