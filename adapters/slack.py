@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -42,7 +43,8 @@ from adapters.slack_stream import (
 )
 from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import detect_language, t
-from bot.reply import Button, ReplyStream, end_cut_answer
+from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
+from bot.reply import Button, NotedReply, ReplyStream, end_cut_answer
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
 
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+JOURNAL_CONTEXT = "journal_entry"  # where the journal middleware leaves an event's entry
+DUPLICATE = object()  # ... or this, for an event recorded before (a Slack retry)
 LISTEN_HOST = "0.0.0.0"  # Slack (or the proxy in front) must reach it
 FATAL_AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
@@ -208,6 +212,7 @@ class SlackChannel:
         self.port: int | None = None  # where HTTP events are received, once started
         # Answers and slash commands in progress or waiting: ordered per session, bounded.
         self.work = work or SessionWorkQueue()
+        self.journal = app.journal or TurnJournal(app.store)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
 
@@ -222,6 +227,7 @@ class SlackChannel:
             self.me = await self.identify()
             self.threads.me = self.me
             self.app.notices.register(PLATFORM, self.notify_admins)
+            self.journal.register(PLATFORM, self)  # turns a dead process left
             self.bolt = self.build_bolt()
             mode = await self._start_receiving(self.bolt)
             log.info("slack: @%s receiving events by %s", self.me.name or self.me.user_id, mode)
@@ -264,8 +270,13 @@ class SlackChannel:
         async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
             return self.authorize(enterprise_id, team_id)
 
-        async def on_event(body: dict[str, Any]) -> None:
-            await self.on_event(body)
+        async def on_event(body: dict[str, Any], context: dict[str, Any]) -> None:
+            await self.on_event(body, context.get(JOURNAL_CONTEXT))
+
+        async def record(
+            body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
+        ) -> BoltResponse | None:
+            return await self.record(body, context, next)
 
         async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await self.on_command(ack, body, respond)
@@ -285,6 +296,7 @@ class SlackChannel:
             request_verification_enabled=not socket_mode,
             process_before_response=False,
         )
+        bolt.middleware(record)  # after Bolt's own: the signature is checked first
         bolt.event(re.compile(".*"))(on_event)
         bolt.command(re.compile(".*"))(on_command)
         return bolt
@@ -355,19 +367,63 @@ class SlackChannel:
 
     # -- events --
 
-    async def on_event(self, body: dict[str, Any]) -> None:
+    async def record(
+        self, body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Bolt middleware: an event that will be answered is written down before the ack.
+
+        The listener learns the entry (or that the event is a re-delivery) from the context;
+        when it cannot be written down the event is refused (503), so Slack sends it again.
+        """
+        if body.get("type") == "event_callback":
+            decision = decide(body, self.me, self.convert)
+            if not isinstance(decision, Ignore):
+                turn = decision.turn
+                session = str(turn.session_key(self.app.manager.config.scope))
+                try:
+                    entry = await self.journal.record(PLATFORM, turn.delivery_key, session, body)
+                except JournalUnavailable as exc:
+                    log.warning("slack: event %s refused, Slack retries: %s", turn.delivery_id, exc)
+                    return BoltResponse(status=503, body="")
+                context[JOURNAL_CONTEXT] = entry if entry is not None else DUPLICATE
+        await next()
+        return None
+
+    async def on_event(self, body: dict[str, Any], entry: object = None) -> None:
         """Bolt listener (acked already): decide, and answer in the background."""
+        if entry is DUPLICATE:
+            log.info("duplicate delivery %s ignored", body.get("event_id"))
+            return
         decision = decide(body, self.me, self.convert)
         if isinstance(decision, Ignore):
             log.debug("event %s ignored: %s", body.get("event_id"), decision.reason)
             return
+        journaled = entry if isinstance(entry, JournalEntry) else None
         turn = decision.turn
         # Turns of one session run in the order they were sent (a DM's messages are each in
         # their own thread, but one conversation).
         order = str(turn.session_key(self.app.manager.config.scope))
-        admission = self._spawn(order, self.answer(decision), bounded=True)
+        admission = self._spawn(order, self.answer(decision, journaled), bounded=True)
         if admission is not Admission.QUEUED:
+            if journaled is not None:
+                await self.journal.done(journaled)  # refused (and said so): not answered later
             await self.refused(decision, notify=admission is Admission.REFUSED_NOTIFY)
+
+    def resume_later(self, entry: JournalEntry) -> None:
+        """A dead process's turn: queued behind its session's turns in this process."""
+        decision = decide(entry.payload, self.me, self.convert)
+        if isinstance(decision, Ignore):
+            return
+        order = str(decision.turn.session_key(self.app.manager.config.scope))
+        self._spawn(order, self.answer(decision, entry))
+
+    async def resume_now(self, entry: JournalEntry) -> None:
+        """A dead process's turn, answered now (a later turn of its session waits for it)."""
+        decision = decide(entry.payload, self.me, self.convert)
+        if isinstance(decision, Ignore):
+            await self.journal.done(entry)
+            return
+        await self.answer(decision, entry)
 
     def _spawn(
         self, order: Hashable, work: Coroutine[Any, Any, None], *, bounded: bool = False
@@ -403,7 +459,15 @@ class SlackChannel:
         label = str(turn.session_key(self.app.manager.config.scope))
         return SlackReplyStream(self.client, self.budget, SlackTarget.of(turn), label=label)
 
-    async def answer(self, inbound: Inbound) -> None:
+    async def answer(self, inbound: Inbound, entry: JournalEntry | None = None) -> None:
+        if entry is None:  # not recorded (a test feeding events by hand)
+            await self._answer(inbound, deduplicated=False)
+        else:
+            await self.journal.process(entry, lambda: self._answer(inbound, entry=entry))
+
+    async def _answer(
+        self, inbound: Inbound, *, deduplicated: bool = True, entry: JournalEntry | None = None
+    ) -> None:
         turn = inbound.turn
         if not turn.is_private:
             if inbound.follow_up:
@@ -412,17 +476,23 @@ class SlackChannel:
                     return
             else:
                 self.threads.remember(turn.team_id, turn.chat_id, turn.thread_id)
+        lang = detect_language(turn.text)
         stream = self.stream_for(turn)
+        reply: ReplyStream = stream
+        if entry is not None and entry.recovered:
+            reply = NotedReply(stream, t("notice_resumed", lang))
         try:
-            await self.app.manager.handle(turn, stream)
+            await self.app.manager.handle(turn, reply, deduplicated=deduplicated)
         except asyncio.CancelledError:
-            # Shutdown past SHUTDOWN_GRACE_SECONDS: stop the stream with a notice.
-            await end_cut_answer(stream, t("notice_shutdown", detect_language(turn.text)))
+            # Shutdown past SHUTDOWN_GRACE_SECONDS: stop the stream with a notice. A
+            # journaled turn is answered again by the next process.
+            notice = "notice_shutdown_resumed" if self.journal.durable else "notice_shutdown"
+            await end_cut_answer(reply, t(notice, lang))
             raise
         except Exception:
             log.exception("turn failed session=%s", stream.label)
             with contextlib.suppress(Exception):
-                await stream.fail(t("fallback_unavailable", detect_language(turn.text)))
+                await reply.fail(t("fallback_unavailable", lang))
 
     # -- slash commands --
 

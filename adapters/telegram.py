@@ -28,7 +28,8 @@ from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, d
 from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramOutbox, TelegramReplyStream
 from bot.i18n import detect_language, t
-from bot.reply import CUT_NOTICE_SECONDS, end_cut_answer
+from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
+from bot.reply import CUT_NOTICE_SECONDS, NotedReply, ReplyStream, end_cut_answer
 from bot.sessions.base import SessionStoreError
 from bot.turn import Turn
 
@@ -203,22 +204,42 @@ def order_key(update: object) -> Hashable | None:
     return (chat.id, user.id if user is not None else None)
 
 
+class JournalingQueue(asyncio.Queue[object]):
+    """PTB's update queue, which both the poller and the webhook server put updates into:
+    ``record`` writes an update down before it is queued, so before PTB confirms it (the next
+    ``getUpdates`` offset, or the webhook's 200). ``record`` returns False for a re-delivery
+    (not queued) and raises when the update cannot be recorded (then it is not confirmed)."""
+
+    def __init__(self, record: Callable[[object], Awaitable[bool]]) -> None:
+        super().__init__()
+        self.record = record
+
+    async def put(self, item: object) -> None:
+        if await self.record(item):
+            await super().put(item)
+
+
 def file_base_url(base_url: str) -> str:
     """The file download base that goes with an API base: ``…/bot`` → ``…/file/bot``."""
     return re.sub(r"/bot(\{token\})?$", r"/file/bot\1", base_url)
 
 
 def build_application(
-    token: str, base_url: str, processor: SessionOrderedProcessor | None = None
+    token: str,
+    base_url: str,
+    processor: SessionOrderedProcessor | None = None,
+    queue: asyncio.Queue[object] | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    return (
+    builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
         .base_file_url(file_base_url(base_url))
         .concurrent_updates(processor or SessionOrderedProcessor())
-        .build()
     )
+    if queue is not None:
+        builder = builder.update_queue(queue)
+    return builder.build()
 
 
 class TelegramChannel:
@@ -234,9 +255,13 @@ class TelegramChannel:
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_base_url,
             self.processor,
+            JournalingQueue(self.record),
         )
         self.outbox = TelegramOutbox(self.application.bot, policy)
         self.me = BotIdentity(0, "")
+        self.journal = app.journal or TurnJournal(app.store)
+        self._entries: dict[int, JournalEntry] = {}  # recorded updates, by update_id
+        self._resumed: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --
 
@@ -249,6 +274,7 @@ class TelegramChannel:
         self.app.notices.register(PLATFORM, self.notify_admins)
         try:
             await self._initialize()
+            self.journal.register(PLATFORM, self)  # turns a dead process left, once me is known
             bot = application.bot
             self.me = BotIdentity(bot.id, bot.username or "")
             await self.register_commands()
@@ -280,7 +306,9 @@ class TelegramChannel:
         assert updater is not None
         settings = self.app.settings
         if not settings.telegram_webhook_url:
-            await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
+            )
             return "long polling"
         listen, port = webhook_listen(self.app)
         await updater.start_webhook(
@@ -315,7 +343,11 @@ class TelegramChannel:
         try:
             async with asyncio.timeout(grace):
                 await self.application.stop()
+                if self._resumed:  # a dead process's turns, queued outside PTB's fetcher
+                    await asyncio.wait(set(self._resumed))
         except TimeoutError:
+            for task in self._resumed:
+                task.cancel()  # waiting: left in the journal for the next process
             cut = await self.processor.cancel_running()
             log.warning(
                 "telegram: %d answers still running after %.0fs were cut at shutdown", cut, grace
@@ -355,17 +387,84 @@ class TelegramChannel:
             if await self._first_delivery(turn):
                 await stream.finish(t("non_text", lang))
             return
+        entry = self._entries.pop(update.update_id, None)
+        if entry is None:  # not recorded (a test feeding updates by hand)
+            await self._answer(turn, stream, lang, deduplicated=False)
+            return
+        await self._answer_entry(turn, entry)
+
+    async def _answer_entry(self, turn: Turn, entry: JournalEntry) -> None:
+        lang = detect_language(turn.text, turn.language)
+        stream: ReplyStream = self.stream_for(turn)
+        if entry.recovered:
+            stream = NotedReply(stream, t("notice_resumed", lang))
+        await self.journal.process(
+            entry, lambda: self._answer(turn, stream, lang, deduplicated=True)
+        )
+
+    async def _answer(
+        self, turn: Turn, stream: ReplyStream, lang: str, *, deduplicated: bool
+    ) -> None:
         try:
-            await self.app.manager.handle(turn, stream)
+            await self.app.manager.handle(turn, stream, deduplicated=deduplicated)
         except asyncio.CancelledError:
-            # Shutdown past SHUTDOWN_GRACE_SECONDS: replace the draft with a notice.
-            await end_cut_answer(stream, t("notice_shutdown", lang))
+            # Shutdown past SHUTDOWN_GRACE_SECONDS: replace the draft with a notice. A
+            # journaled turn is answered again by the next process.
+            notice = "notice_shutdown_resumed" if self.journal.durable else "notice_shutdown"
+            await end_cut_answer(stream, t(notice, lang))
             raise
         except Exception:
             key = turn.session_key(self.app.manager.config.scope)
             log.exception("turn failed session=%s", key)
             with contextlib.suppress(Exception):
                 await stream.fail(t("fallback_unavailable", lang))
+
+    # -- the journal --
+
+    async def record(self, update: object) -> bool:
+        """Write a turn down before PTB confirms its update (see JournalingQueue)."""
+        if not isinstance(update, Update):
+            return True  # PTB's own signals
+        decision = decide(update, self.me)
+        if isinstance(decision, Ignore | TextOnly):
+            return True  # nothing to answer, or a one-line notice: not journaled
+        session = str(decision.session_key(self.app.manager.config.scope))
+        try:
+            entry = await self.journal.record(
+                PLATFORM, decision.delivery_key, session, update.to_dict()
+            )
+        except JournalUnavailable as exc:
+            # Not confirmed: Telegram hands it over again (the poller retries; the webhook
+            # answers 500 and Telegram redelivers).
+            log.warning("telegram: update %s not taken, retried later: %s", update.update_id, exc)
+            raise NetworkError("the turn journal is unavailable") from None
+        if entry is None:
+            log.info("duplicate delivery %s ignored", decision.delivery_key)
+            return False
+        self._entries[update.update_id] = entry
+        return True
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        log.warning("telegram: polling: %s", exc)
+
+    def resume_later(self, entry: JournalEntry) -> None:
+        """A dead process's turn: queued behind its session's updates in this process."""
+        update = Update.de_json(entry.payload, self.application.bot)
+        self._entries[update.update_id] = entry
+        task = asyncio.get_running_loop().create_task(
+            self.processor.process_update(update, self.application.process_update(update))
+        )
+        self._resumed.add(task)
+        task.add_done_callback(self._resumed.discard)
+
+    async def resume_now(self, entry: JournalEntry) -> None:
+        """A dead process's turn, answered now (a later turn of its session waits for it)."""
+        update = Update.de_json(entry.payload, self.application.bot)
+        decision = decide(update, self.me)
+        if isinstance(decision, Ignore | TextOnly):
+            await self.journal.done(entry)
+            return
+        await self._answer_entry(decision, entry)
 
     def queue_key(self, update: object) -> Hashable | None:
         """The session an update queues in; None for updates that get no answer at all."""
@@ -387,6 +486,9 @@ class TelegramChannel:
         turn = decision.turn if isinstance(decision, TextOnly) else decision
         label = str(turn.session_key(self.app.manager.config.scope))
         log.info("session queue full, update %s not processed session=%s", update.update_id, label)
+        entry = self._entries.pop(update.update_id, None)
+        if entry is not None:
+            await self.journal.done(entry)  # refused (and said so): not answered later either
         if notify:
             stream = self.stream_for(turn)
             try:

@@ -20,6 +20,7 @@ from bot.glm.breaker import Bulkhead, CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
 from bot.glm.offline import OfflineModel
+from bot.journal import TurnJournal, build_journal
 from bot.manager import ContentFilter, ConversationManager, ManagerConfig
 from bot.notify import AdminNotices
 from bot.ratelimit import build_rate_limiter
@@ -117,8 +118,12 @@ class App:
     index: StoredIndex | None = None
     summarizer: Summarizer | None = None
     recall: EmbeddingRecall | None = None
+    journal: TurnJournal | None = None  # None: the channels de-duplicate in memory
 
     async def close(self) -> None:
+        if self.journal is not None:
+            with contextlib.suppress(Exception):
+                await self.journal.close()
         if self.recall is not None:
             with contextlib.suppress(Exception):
                 await self.recall.close()
@@ -301,6 +306,7 @@ async def build_app(
         index=index,
         summarizer=summarizer,
         recall=recall,
+        journal=build_journal(store, dedupe_ttl_seconds=config.dedupe_ttl_seconds),
     )
 
 
@@ -317,6 +323,8 @@ async def run_channels(settings: Settings, channels: list[str]) -> int:
     """Start each configured platform adapter (imported lazily) and run until stopped."""
     app = await build_app(settings)
     backfill = asyncio.create_task(_backfill(app), name="index-backfill")
+    if app.journal is not None:
+        await app.journal.start()  # channels register for the turns a dead process left
     try:
         runners = []
         for name in channels:

@@ -308,6 +308,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "봇이 다시 시작되느라 이 답변이 중단됐어요. 잠시 후 다시 보내 주세요.",
         "en": "The bot restarted and this answer was cut off. Please send your message again.",
     },
+    # With Redis the turn is journaled: the next process answers it in full.
+    "notice_shutdown_resumed": {
+        "ko": "봇이 다시 시작되느라 이 답변이 중단됐어요. 잠시 후 이어서 처음부터 답해 드릴게요.",
+        "en": "The bot restarted and this answer was cut off. It will be answered again in full"
+        " in a moment.",
+    },
+    "notice_resumed": {
+        "ko": "(봇이 다시 시작되어 이 메시지에 처음부터 다시 답합니다.)",
+        "en": "(The bot restarted; here is the whole answer to this message.)",
+    },
 }
 
 

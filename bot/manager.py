@@ -28,6 +28,7 @@ from bot.glm.errors import (
 from bot.glm.guarded import Answer, GuardedGlm, Outcome
 from bot.glm.types import ChatRequest
 from bot.i18n import detect_language, language_name, t
+from bot.journal import note_answered
 from bot.ratelimit import RateLimiter, rate_key
 from bot.reply import ReplyStream
 from bot.sessions.base import LockTimeout, Message, Session, SessionStore, SessionStoreError
@@ -176,14 +177,20 @@ class ConversationManager:
             self.commands.forgetters.append(forget_rate)
         self.last_timings = TurnTimings()
 
-    async def handle(self, turn: Turn, reply: ReplyStream) -> TurnResult:
-        """Answer one turn; every failure ends in something the user can read."""
+    async def handle(
+        self, turn: Turn, reply: ReplyStream, *, deduplicated: bool = False
+    ) -> TurnResult:
+        """Answer one turn; every failure ends in something the user can read.
+
+        ``deduplicated``: the channel's journal has seen this delivery once already (it
+        records deliveries before acknowledging them), so the manager does not check again.
+        """
         timings = TurnTimings(received=self.clock())
         self.last_timings = timings
         loop = asyncio.get_running_loop()
         started = loop.time()  # every model call of the turn shares one deadline from here
         lang = detect_language(turn.text, turn.language)
-        if turn.delivery_id and not await self._first_delivery(turn):
+        if turn.delivery_id and not deduplicated and not await self._first_delivery(turn):
             log.info("duplicate delivery %s:%s ignored", turn.platform, turn.delivery_id)
             return TurnResult.DUPLICATE
         text = turn.text.strip()
@@ -260,7 +267,7 @@ class ConversationManager:
     async def _first_delivery(self, turn: Turn) -> bool:
         try:
             return await self.store.claim_delivery(
-                f"{turn.platform}:{turn.team_id}:{turn.delivery_id}", self.config.dedupe_ttl_seconds
+                turn.delivery_key, self.config.dedupe_ttl_seconds
             )
         except SessionStoreError as exc:
             # Better to risk answering a re-delivery twice than to drop a message.
@@ -451,6 +458,8 @@ class ConversationManager:
         if turn.user_name:
             session.meta["user_name"] = turn.user_name
         session.meta["turns"] = int(session.meta.get("turns", 0)) + 1
+        # A process that takes over this turn after a crash sees that it was answered.
+        note_answered(session.meta, turn.delivery_key)
         session.updated_at = now
 
     def _bound(self, session: Session) -> None:

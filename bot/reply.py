@@ -72,3 +72,36 @@ async def end_cut_answer(stream: ReplyStream, notice: str) -> None:
             await stream.fail(notice)
     except Exception as exc:  # the process is stopping: nothing more to do
         log.warning("cut answer not closed: %r", exc)
+
+
+class NotedReply(ReplyStream):
+    """``inner`` with ``note`` in front of whatever it shows (a turn resumed after a crash:
+    the user may have seen part of an answer that stopped)."""
+
+    def __init__(self, inner: ReplyStream, note: str) -> None:
+        self.inner = inner
+        self.note = note
+        self._noted = False
+
+    def _lead(self, text: str) -> str:
+        if self._noted:
+            return text
+        self._noted = True
+        return f"_{self.note}_\n\n{text}"
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    def append(self, text: str) -> None:
+        self.inner.append(self._lead(text))
+
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        self._noted = False  # the final text is whole: it carries the note again
+        await self.inner.finish(self._lead(text), buttons)
+
+    async def fail(self, notice: str) -> None:
+        await self.inner.fail(self._lead(notice))
+
+    async def retract(self, notice: str) -> None:
+        self._noted = False
+        await self.inner.retract(self._lead(notice))

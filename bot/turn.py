@@ -84,6 +84,11 @@ class Turn:
     raw: Any = field(default=None, compare=False, repr=False)
 
     @property
+    def delivery_key(self) -> str:
+        """The platform delivery this turn came in, unique across platforms and tenants."""
+        return f"{self.platform}:{self.team_id}:{self.delivery_id}" if self.delivery_id else ""
+
+    @property
     def unobserved(self) -> bool:
         """Nobody but the sender reads the reply: a private chat or an ephemeral answer."""
         return self.is_private or self.ephemeral

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
 
+# A session's lock lives this long past its last renewal (renewed every third of it while its
+# turn runs): a process that dies mid-turn frees its sessions within this time, so the turn it
+# left can be taken over (bot.journal) well within half a minute.
+LOCK_TIMEOUT = 15.0
+
 # Every failure of the client library; OSError covers socket errors that escape unwrapped
 # (the builtin TimeoutError is one of them).
 _BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
@@ -196,7 +201,7 @@ class RedisSessionStore:
         client: RedisClient,
         *,
         ttl_seconds: int,
-        lock_timeout: float = 60.0,
+        lock_timeout: float = LOCK_TIMEOUT,
         lock_wait: float = 30.0,
         prefix: str = "bot",
         redact: Iterable[str] = (),
@@ -230,7 +235,7 @@ class RedisSessionStore:
         *,
         cluster: bool = False,
         ttl_seconds: int,
-        lock_timeout: float = 60.0,
+        lock_timeout: float = LOCK_TIMEOUT,
         lock_wait: float = 30.0,
         prefix: str = "bot",
         connect_timeout: float = 1.0,

@@ -76,7 +76,7 @@ class BlockingManager:
         self.gate = asyncio.Event()
         self.turns: list[str] = []
 
-    async def handle(self, turn: Turn, reply: ReplyStream) -> None:
+    async def handle(self, turn: Turn, reply: ReplyStream, *, deduplicated: bool = False) -> None:
         self.turns.append(turn.text)
         await self.gate.wait()
         await reply.finish("answer to " + turn.text)
@@ -89,7 +89,7 @@ def channel(**queue: int) -> tuple[SlackChannel, BlockingManager, list[tuple[Tur
         slack_signing_secret=SIGNING_SECRET,
     )
     manager = BlockingManager()
-    app = SimpleNamespace(settings=settings, manager=manager, store=None)
+    app = SimpleNamespace(settings=settings, manager=manager, store=None, journal=None)
     work = SessionWorkQueue(**queue) if queue else None
     ch = SlackChannel(app, work=work)  # type: ignore[arg-type]
     ch.me = ME

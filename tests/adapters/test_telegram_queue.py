@@ -188,7 +188,7 @@ class FakeManager:
 def channel() -> tuple[TelegramChannel, list[tuple[Turn, RecordingReply]]]:
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN)  # type: ignore[call-arg]
     manager = FakeManager()
-    app = SimpleNamespace(settings=settings, manager=manager, store=None)
+    app = SimpleNamespace(settings=settings, manager=manager, store=None, journal=None)
     ch = TelegramChannel(app)  # type: ignore[arg-type]
     ch.me = BotIdentity(999, "glm_test_bot")
     sent: list[tuple[Turn, RecordingReply]] = []

@@ -77,6 +77,15 @@ class BotProcess:
     def running(self) -> bool:
         return self.proc.returncode is None
 
+    async def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash (nothing is cleaned up)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+        out, err = await asyncio.wait_for(self.proc.communicate(), 10)
+        self.stdout += out.decode()
+        self.stderr += err.decode()
+        self._cwd.cleanup()
+
     async def stop(self, within: float = 10) -> int:
         if self.proc.returncode is None:
             self.proc.terminate()

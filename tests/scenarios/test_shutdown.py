@@ -8,11 +8,10 @@ import time
 from bench.common import free_port
 from bot.i18n import t
 from tests.fakes.glm import FakeGlm, Reply
-from tests.fakes.slack import SIGNING_SECRET, FakeMessage, FakeSlack, SlackSender
-from tests.fakes.slack import TOKEN as SLACK_TOKEN
+from tests.fakes.slack import FakeMessage, FakeSlack, SlackSender
 from tests.fakes.telegram import TOKEN, FakeTelegram
-from tests.scenarios.process import clean_env, start_bot
-from tests.scenarios.test_slack import DM_MINSU, MINSU, _listening, slack, thread_of
+from tests.scenarios.process import BotProcess, clean_env, start_bot
+from tests.scenarios.test_slack import DM_MINSU, MINSU, _listening, slack, slack_env, thread_of
 from tests.scenarios.test_telegram import MIN, glm, tg
 
 __all__ = ["glm", "slack", "tg"]  # the fixtures, shared with the channel scenarios
@@ -21,7 +20,9 @@ WORDS = [f"{n}번째 문장입니다. " for n in range(1, 13)]
 FULL = "".join(WORDS).strip()
 
 
-async def telegram_bot(tg: FakeTelegram, glm: FakeGlm, **env: str):  # type: ignore[no-untyped-def]
+async def telegram_bot(tg: FakeTelegram, glm: FakeGlm, **env: str) -> BotProcess:
+    """A Telegram bot process on these fakes, returned once it polls."""
+    polls = len(tg.calls_to("getUpdates"))  # an earlier process may have polled already
     proc = await start_bot(
         env=clean_env(
             FORMS_ENABLED="false",
@@ -32,7 +33,7 @@ async def telegram_bot(tg: FakeTelegram, glm: FakeGlm, **env: str):  # type: ign
             **env,
         )
     )
-    await tg.wait_for(lambda f: bool(f.calls_to("getUpdates")), within=20)
+    await tg.wait_for(lambda f: len(f.calls_to("getUpdates")) > polls, within=20)
     return proc
 
 
@@ -68,18 +69,7 @@ async def slack_answer_cut_by_sigterm(
     the process output and the bot's message in the thread."""
     glm.enqueue(Reply(FULL, chunks=WORDS, delay=delay))
     port = free_port()
-    proc = await start_bot(
-        env=clean_env(
-            FORMS_ENABLED="false",
-            SLACK_BOT_TOKEN=SLACK_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.base_url,
-            SLACK_PORT=str(port),
-            GLM_API_KEY=glm.api_key,
-            GLM_BASE_URL=glm.base_url,
-            **env,
-        )
-    )
+    proc = await start_bot(env=slack_env(slack, glm, port, **env))
     await _listening(port, proc)
     async with SlackSender(f"http://127.0.0.1:{port}/slack/events") as sender:
         envelopes = slack.say(DM_MINSU, MINSU, "길게 설명해 줘")

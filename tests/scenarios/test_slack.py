@@ -70,22 +70,25 @@ async def _listening(port: int, proc: BotProcess) -> None:
     raise AssertionError("the bot exited at start")
 
 
+def slack_env(slack: FakeSlack, glm: FakeGlm, port: int, **env: str) -> dict[str, str]:
+    """The environment of a Slack bot process on ``port`` talking to these fakes."""
+    return clean_env(
+        FORMS_ENABLED="false",  # adapter scenarios; forms have their own (terminal) scenario
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.base_url,
+        SLACK_PORT=str(port),
+        GLM_API_KEY=glm.api_key,
+        GLM_BASE_URL=glm.base_url,
+        **env,
+    )
+
+
 @asynccontextmanager
 async def running(slack: FakeSlack, glm: FakeGlm, **env: str) -> AsyncIterator[Bot]:
     """The bot process, ready once it receives events; its output is checked when it stops."""
     port = free_port()
-    proc = await start_bot(
-        env=clean_env(
-            FORMS_ENABLED="false",  # adapter scenarios; forms have their own (terminal) scenario
-            SLACK_BOT_TOKEN=TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.base_url,
-            SLACK_PORT=str(port),
-            GLM_API_KEY=glm.api_key,
-            GLM_BASE_URL=glm.base_url,
-            **env,
-        )
-    )
+    proc = await start_bot(env=slack_env(slack, glm, port, **env))
     try:
         if "SLACK_APP_TOKEN" in env:
             await slack.wait_for(lambda f: f.socket_connected or not proc.running, within=20)

@@ -1,0 +1,142 @@
+"""Every message a platform handed over is answered, completely, once: the real bot process
+SIGKILLed mid-answer and started again, Redis gone while messages arrive (Redis journal)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from bench.common import free_port
+from bot.i18n import t
+from tests.fakes.glm import FakeGlm, Reply
+from tests.fakes.slack import FakeSlack, SlackSender
+from tests.fakes.telegram import FakeTelegram
+from tests.redis_servers import start_server
+from tests.scenarios import test_shutdown as shutdown_scenario
+from tests.scenarios.process import BotProcess, start_bot
+from tests.scenarios.test_slack import DM_MINSU, MINSU, _listening, slack, slack_env, thread_of
+from tests.scenarios.test_telegram import MIN, glm, tg
+
+__all__ = ["glm", "slack", "tg"]  # the fixtures, shared with the channel scenarios
+
+WORDS = [f"{n}번째 문장입니다. " for n in range(1, 13)]
+FULL = "".join(WORDS).strip()
+TAKEOVER_LIMIT = 30.0  # the promise: a dead process's turn is answered within this
+
+
+async def telegram_bot(tg: FakeTelegram, glm: FakeGlm, redis_url: str) -> BotProcess:
+    return await shutdown_scenario.telegram_bot(tg, glm, REDIS_URL=redis_url)
+
+
+def complete_answers(texts: list[str], answer: str) -> int:
+    return sum(1 for text in texts if answer in text)
+
+
+async def test_telegram_answer_cut_by_sigkill_is_given_whole_after_restart(
+    tg: FakeTelegram, glm: FakeGlm, redis_url: str
+) -> None:
+    glm.enqueue(Reply(FULL, chunks=WORDS, delay=0.5))  # about 6 s: killed in the middle
+    first = await telegram_bot(tg, glm, redis_url)
+    tg.say(tg.chats[MIN], tg.users[MIN], "길게 설명해 줘")
+    await tg.wait_for(lambda f: bool(f.calls_to("sendMessageDraft", MIN)), within=15)
+    await first.kill()
+    assert tg.pending_updates == 0  # Telegram was told it was received: it won't come again
+
+    glm.enqueue(Reply(FULL, chunks=WORDS))
+    restarted = time.monotonic()
+    second = await telegram_bot(tg, glm, redis_url)
+    try:
+        await tg.wait_for(
+            lambda f: complete_answers(f.bot_texts(MIN), FULL) >= 1, within=TAKEOVER_LIMIT
+        )
+        took = time.monotonic() - restarted
+        await asyncio.sleep(1.0)  # nothing more comes
+        texts = tg.bot_texts(MIN)
+        assert complete_answers(texts, FULL) == 1, texts  # whole, and once
+        (whole,) = [text for text in texts if FULL in text]
+        assert t("notice_resumed", "ko").strip("()") in whole  # says why it comes again
+        assert took < TAKEOVER_LIMIT
+    finally:
+        assert await second.stop(within=20) == 0, second.stderr
+
+
+async def test_telegram_keeps_a_users_order_across_a_crash(
+    tg: FakeTelegram, glm: FakeGlm, redis_url: str
+) -> None:
+    glm.enqueue(Reply(FULL, chunks=WORDS, delay=0.5))
+    first = await telegram_bot(tg, glm, redis_url)
+    tg.say(tg.chats[MIN], tg.users[MIN], "첫 번째 질문")
+    await tg.wait_for(lambda f: bool(f.calls_to("sendMessageDraft", MIN)), within=15)
+    await first.kill()
+    tg.say(tg.chats[MIN], tg.users[MIN], "두 번째 질문")  # while the bot is down
+
+    glm.enqueue(Reply("첫 답"), Reply("둘째 답"))
+    second = await telegram_bot(tg, glm, redis_url)
+    try:
+        await tg.wait_for(
+            lambda f: any("둘째 답" in text for text in f.bot_texts(MIN)), within=TAKEOVER_LIMIT
+        )
+        texts = [text for text in tg.bot_texts(MIN) if "답" in text and FULL not in text]
+        firsts = [i for i, text in enumerate(texts) if "첫 답" in text]
+        seconds = [i for i, text in enumerate(texts) if "둘째 답" in text]
+        assert len(firsts) == 1 and len(seconds) == 1, texts
+        assert firsts[0] < seconds[0], texts  # the first message is answered first
+        asked = [r.last_user_text() for r in glm.requests if r.stream]  # in order
+        assert asked[-2:] == ["첫 번째 질문", "두 번째 질문"], asked
+    finally:
+        assert await second.stop(within=20) == 0, second.stderr
+
+
+async def test_telegram_messages_sent_while_redis_is_down_are_answered_when_it_is_back(
+    tg: FakeTelegram, glm: FakeGlm, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, ["--appendonly", "yes", "--appendfsync", "everysec"])
+    proc = await telegram_bot(tg, glm, server.url)
+    try:
+        server.stop()
+        tg.say(tg.chats[MIN], tg.users[MIN], "레디스가 없을 때 보낸 말")
+        await asyncio.sleep(3)
+        assert tg.pending_updates == 1  # not confirmed: the message waits at Telegram
+        server.start()
+        await tg.wait_for(lambda f: len(f.bot_texts(MIN)) >= 1, within=40)
+        await asyncio.sleep(1)
+        (answer,) = tg.bot_texts(MIN)
+        assert "레디스가 없을 때 보낸 말" in answer  # the fake model echoes it
+    finally:
+        assert await proc.stop(within=20) == 0, proc.stderr
+        server.stop()
+
+
+async def test_slack_answer_cut_by_sigkill_is_given_whole_after_restart(
+    slack: FakeSlack, glm: FakeGlm, redis_url: str
+) -> None:
+    glm.enqueue(Reply(FULL, chunks=WORDS, delay=0.5))
+    port = free_port()
+    env = slack_env(slack, glm, port, REDIS_URL=redis_url)
+    first = await start_bot(env=env)
+    await _listening(port, first)
+    async with SlackSender(f"http://127.0.0.1:{port}/slack/events") as sender:
+        envelopes = slack.say(DM_MINSU, MINSU, "길게 설명해 줘")
+        statuses = [d.status for d in await sender.events(envelopes)]
+        assert statuses == [200] * len(envelopes)  # acknowledged: Slack will not retry
+        thread = thread_of(envelopes)
+        await slack.wait_for(lambda f: bool(f.bot_messages(DM_MINSU, thread)), within=15)
+    await first.kill()
+
+    glm.enqueue(Reply(FULL, chunks=WORDS))
+    second = await start_bot(env=env)
+    try:
+        await _listening(port, second)
+        await slack.wait_for(
+            lambda f: any(
+                FULL in m.shown and not m.streaming for m in f.bot_messages(DM_MINSU, thread)
+            ),
+            within=TAKEOVER_LIMIT,
+        )
+        await asyncio.sleep(1.0)
+        whole = [m for m in slack.bot_messages(DM_MINSU, thread) if FULL in m.shown]
+        assert len(whole) == 1
+        assert t("notice_resumed", "ko").strip("()") in whole[0].shown
+    finally:
+        assert await second.stop(within=20) == 0, second.stderr
