@@ -36,6 +36,8 @@ from bot.turn import SessionKey, SessionScope, Turn
 
 log = logging.getLogger(__name__)
 
+SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # after a failed save of an answered turn
+
 
 class TurnResult(enum.StrEnum):
     """What the manager did with a turn (for adapters, logs and tests)."""
@@ -321,21 +323,33 @@ class ConversationManager:
         return result
 
     async def _save_after_reply(self, session: Session, key: SessionKey, turn: Turn) -> None:
-        try:
-            # Entered in the user's and the chat's index first, so /forget and /reset find
-            # every session that was ever saved.
-            await self.commands.index.note_session(session, turn)
-            self._bound(session)
-            await self.store.save(session)
-            if self.recall is not None:
-                self.recall.schedule(self.store, key)  # the new exchange's vector, later
-            if self.summarizer is not None and self.summarizer.needs_summary(session):
-                # After the answer is delivered; the task waits for this turn's lock.
-                self.summarizer.schedule(key, str(session.meta.get("language") or "ko"))
-        except SessionStoreError as exc:
-            # The user already has the answer; only the memory of it is lost (a second reply
-            # saying the store is down would contradict the first).
-            log.error("save failed session=%s: %s", key, exc)
+        # The user already has the answer; a second reply saying the store is down would
+        # contradict it. A Redis restart takes a second or two, so the save is retried for
+        # a few seconds before only the memory of this exchange is given up (logged).
+        delays = iter(SAVE_RETRY_DELAYS)
+        while True:
+            try:
+                await self._save(session, key, turn)
+                return
+            except SessionStoreError as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    log.error("save failed session=%s: %s", key, exc)
+                    return
+                log.warning("save failed session=%s, retrying in %.1fs: %s", key, delay, exc)
+                await asyncio.sleep(delay)
+
+    async def _save(self, session: Session, key: SessionKey, turn: Turn) -> None:
+        # Entered in the user's and the chat's index first, so /forget and /reset find
+        # every session that was ever saved (no store call on most turns: see note_session).
+        await self.commands.index.note_session(session, turn)
+        self._bound(session)
+        await self.store.save(session)
+        if self.recall is not None:
+            self.recall.schedule(self.store, key)  # the new exchange's vector, later
+        if self.summarizer is not None and self.summarizer.needs_summary(session):
+            # After the answer is delivered; the task waits for this turn's lock.
+            self.summarizer.schedule(key, str(session.meta.get("language") or "ko"))
 
     async def _phrase(
         self,

@@ -233,6 +233,36 @@ async def test_store_down_gives_a_clear_error_and_recovers(fake: FakeGlm) -> Non
     await manager.glm.client.close()
 
 
+class BlinkingStore(MemorySessionStore):
+    """A store whose backend restarts while an answer streams: the next saves fail."""
+
+    failures = 0
+
+    async def save(self, session):  # type: ignore[no-untyped-def]
+        if self.failures:
+            self.failures -= 1
+            raise SessionStoreError("connection refused")
+        await super().save(session)
+
+
+async def test_an_answer_delivered_while_redis_restarts_is_still_remembered(
+    fake: FakeGlm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.manager.SAVE_RETRY_DELAYS", (0.01, 0.01, 0.01))
+    store = BlinkingStore()
+    manager = make_manager(fake.base_url, fake.api_key, store)
+    store.failures = 2  # the server is back after two attempts
+    reply = RecordingReply()
+    assert await manager.handle(turn("레디스 재시작 중 질문"), reply) is TurnResult.ANSWERED
+    session = await store.load(turn("x").session_key())
+    assert session.history[0].content == "레디스 재시작 중 질문"
+    store.failures = 10  # down for good: the user keeps the answer, only the memory is lost
+    reply = RecordingReply()
+    assert await manager.handle(turn("두 번째"), reply) is TurnResult.ANSWERED
+    assert reply.final[0] == "finish"
+    await manager.glm.client.close()
+
+
 async def test_forget_deletes_the_callers_sessions_in_every_chat(
     fake: FakeGlm, manager: ConversationManager, store: MemorySessionStore
 ) -> None:
