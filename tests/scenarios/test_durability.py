@@ -140,3 +140,27 @@ async def test_slack_answer_cut_by_sigkill_is_given_whole_after_restart(
         assert t("notice_resumed", "ko").strip("()") in whole[0].shown
     finally:
         assert await second.stop(within=20) == 0, second.stderr
+
+
+async def test_telegram_answer_cut_by_sigterm_is_taken_over_by_the_next_process(
+    tg: FakeTelegram, glm: FakeGlm, redis_url: str
+) -> None:
+    glm.enqueue(Reply(FULL, chunks=WORDS, delay=1.0))  # about 12 s; the grace is 1 s
+    first = await shutdown_scenario.telegram_bot(
+        tg, glm, REDIS_URL=redis_url, SHUTDOWN_GRACE_SECONDS="1"
+    )
+    tg.say(tg.chats[MIN], tg.users[MIN], "아주 길게 설명해 줘")
+    await tg.wait_for(lambda f: bool(f.calls_to("sendMessageDraft", MIN)), within=15)
+    assert await first.stop(within=20) == 0, first.stderr
+    (cut,) = tg.bot_texts(MIN)
+    assert cut.endswith(t("notice_shutdown_resumed", "ko"))  # says it will come, not "resend"
+
+    glm.enqueue(Reply(FULL, chunks=WORDS))
+    restarted = time.monotonic()
+    second = await telegram_bot(tg, glm, redis_url)
+    try:
+        await tg.wait_for(lambda f: complete_answers(f.bot_texts(MIN), FULL) == 1, within=15)
+        # A clean stop hands its turns over at once: no heartbeat to wait out.
+        assert time.monotonic() - restarted < 8
+    finally:
+        assert await second.stop(within=20) == 0, second.stderr
