@@ -35,9 +35,10 @@ from bot.i18n import t
 from bot.sessions.redis import RedisSessionStore
 from bot.turn import SessionKey
 from tests.fakes.glm import Drop, Error, FakeGlm, RecordedRequest, Reply, Stall
-from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.telegram import FakeTelegram
 from tests.redis_servers import RedisServer, start_server
-from tests.scenarios.process import BotProcess, clean_env, start_bot
+from tests.scenarios.process import BotProcess, start_bot
+from tests.scenarios.test_shutdown import telegram_env
 
 FIRST_USER = 700_000
 HONEST = [
@@ -205,12 +206,9 @@ async def soak(users: int, turns: int, share: float, seed: int, logs: str = "") 
                 ids = [FIRST_USER + n for n in range(users)]
                 for uid in ids:
                     tg.private_chat(tg.user(uid, f"사용자{uid}"))
-                env = clean_env(
-                    FORMS_ENABLED="false",
-                    TELEGRAM_BOT_TOKEN=TOKEN,
-                    TELEGRAM_BASE_URL=tg.base_url,
-                    GLM_API_KEY=glm.api_key,
-                    GLM_BASE_URL=glm.base_url,
+                env = telegram_env(
+                    tg,
+                    glm,
                     GLM_STALL_TIMEOUT="3",
                     REDIS_URL=redis.url,
                     USER_RATE_LIMIT_PER_MINUTE="0",

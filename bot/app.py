@@ -321,7 +321,8 @@ def configured_channels(settings: Settings) -> list[str]:
 
 async def run_channels(settings: Settings, channels: list[str]) -> int:
     """Start each configured platform adapter (imported lazily) and run until stopped."""
-    app = await build_app(settings)
+    app = await build_app(settings)  # the filter and Kiwi are loaded by now
+    await until_store_answers(app.store)
     backfill = asyncio.create_task(_backfill(app), name="index-backfill")
     if app.journal is not None:
         await app.journal.start()  # channels register for the turns a dead process left
@@ -346,6 +347,32 @@ async def run_channels(settings: Settings, channels: list[str]) -> int:
     finally:
         backfill.cancel()
         await app.close()
+
+
+STORE_WAIT_SECONDS = 60.0  # at start, how long channels wait for an unreachable store
+
+
+async def until_store_answers(store: SessionStore, within: float = STORE_WAIT_SECONDS) -> None:
+    """Before any channel takes a message: wait (bounded) for the store to answer.
+
+    Meanwhile messages wait at the platform (Telegram keeps them, Slack retries); past the
+    bound the channels start anyway, and with Redis a message that cannot be recorded is
+    still not confirmed to the platform.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    delay = 0.25
+    while True:
+        try:
+            await store.ping()
+            return
+        except SessionStoreError as exc:
+            if loop.time() + delay > deadline:
+                log.error("the session store is unreachable; starting anyway: %s", exc)
+                return
+            log.warning("waiting for the session store before taking messages: %s", exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 async def _backfill(app: App) -> None:

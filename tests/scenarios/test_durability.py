@@ -164,3 +164,25 @@ async def test_telegram_answer_cut_by_sigterm_is_taken_over_by_the_next_process(
         assert time.monotonic() - restarted < 8
     finally:
         assert await second.stop(within=20) == 0, second.stderr
+
+
+async def test_no_message_is_taken_before_the_store_answers(
+    tg: FakeTelegram, glm: FakeGlm, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, [])
+    server.stop()  # down when the bot starts
+    tg.say(tg.chats[MIN], tg.users[MIN], "시작할 때 보낸 말")
+    proc = await start_bot(
+        env=shutdown_scenario.telegram_env(tg, glm, REDIS_URL=server.url)  # not ready yet
+    )
+    try:
+        await asyncio.sleep(4)
+        assert proc.running
+        assert not tg.calls_to("getUpdates")  # nothing is taken while the store is away
+        server.start()
+        await tg.wait_for(lambda f: len(f.bot_texts(MIN)) >= 1, within=20)
+        (answer,) = tg.bot_texts(MIN)
+        assert "시작할 때 보낸 말" in answer
+    finally:
+        assert await proc.stop(within=20) == 0, proc.stderr
+        server.stop()

@@ -20,19 +20,22 @@ WORDS = [f"{n}번째 문장입니다. " for n in range(1, 13)]
 FULL = "".join(WORDS).strip()
 
 
+def telegram_env(tg: FakeTelegram, glm: FakeGlm, **env: str) -> dict[str, str]:
+    """The environment of a Telegram bot process (long polling) on these fakes."""
+    return clean_env(
+        FORMS_ENABLED="false",
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_BASE_URL=tg.base_url,
+        GLM_API_KEY=glm.api_key,
+        GLM_BASE_URL=glm.base_url,
+        **env,
+    )
+
+
 async def telegram_bot(tg: FakeTelegram, glm: FakeGlm, **env: str) -> BotProcess:
     """A Telegram bot process on these fakes, returned once it polls."""
     polls = len(tg.calls_to("getUpdates"))  # an earlier process may have polled already
-    proc = await start_bot(
-        env=clean_env(
-            FORMS_ENABLED="false",
-            TELEGRAM_BOT_TOKEN=TOKEN,
-            TELEGRAM_BASE_URL=tg.base_url,
-            GLM_API_KEY=glm.api_key,
-            GLM_BASE_URL=glm.base_url,
-            **env,
-        )
-    )
+    proc = await start_bot(env=telegram_env(tg, glm, **env))
     await tg.wait_for(lambda f: len(f.calls_to("getUpdates")) > polls, within=20)
     return proc
 
