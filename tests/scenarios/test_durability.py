@@ -186,3 +186,34 @@ async def test_no_message_is_taken_before_the_store_answers(
     finally:
         assert await proc.stop(within=20) == 0, proc.stderr
         server.stop()
+
+
+async def test_slack_event_that_cannot_be_recorded_is_refused_and_answered_on_the_retry(
+    slack: FakeSlack, glm: FakeGlm, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, [])
+    port = free_port()
+    proc = await start_bot(env=slack_env(slack, glm, port, REDIS_URL=server.url))
+    try:
+        await _listening(port, proc)
+        async with SlackSender(f"http://127.0.0.1:{port}/slack/events") as sender:
+            (envelope,) = slack.say(DM_MINSU, MINSU, "레디스가 없을 때 보낸 말")
+            server.stop()
+            refused = await sender.event(envelope)
+            assert refused.status >= 500  # not acknowledged: Slack will send it again
+            server.start()
+            retried = await sender.event(envelope, retry_num=1, retry_reason="http_error")
+            assert retried.status == 200
+            again = await sender.event(envelope, retry_num=2, retry_reason="http_error")
+            assert again.status == 200  # a retry of a recorded event: acknowledged, not redone
+            thread = thread_of([envelope])
+            await slack.wait_for(
+                lambda f: any(not m.streaming for m in f.bot_messages(DM_MINSU, thread)),
+                within=15,
+            )
+            await asyncio.sleep(1.0)
+        (answer,) = slack.bot_messages(DM_MINSU, thread)
+        assert "레디스가 없을 때 보낸 말" in answer.shown
+    finally:
+        assert await proc.stop(within=20) == 0, proc.stderr
+        server.stop()
