@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -306,6 +306,21 @@ class TelegramChannel:
         assert updater is not None
         settings = self.app.settings
         if not settings.telegram_webhook_url:
+            # Telegram serves one getUpdates poller per bot; a second one would make both
+            # fail with 409 Conflict in turn. With Redis, the second refuses to start.
+            try:
+                holder = await self.journal.lease(f"telegram-poller:{self.me.id}")
+            except SessionStoreError as exc:
+                log.warning("telegram: could not check for another poller: %s", exc)
+                holder = None
+            if holder is not None:
+                log.error(
+                    "telegram: another process (%s) is already long-polling @%s; run one "
+                    "poller per bot, or set TELEGRAM_WEBHOOK_URL to run several replicas",
+                    holder,
+                    self.me.username,
+                )
+                raise TelegramStartError("another process is long-polling this bot")
             await updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
             )
@@ -445,6 +460,12 @@ class TelegramChannel:
         return True
 
     def _polling_error(self, exc: TelegramError) -> None:
+        if isinstance(exc, Conflict):
+            log.error(
+                "telegram: another process polls this bot (409 Conflict); run one poller per "
+                "bot, or set TELEGRAM_WEBHOOK_URL to run several replicas"
+            )
+            return
         log.warning("telegram: polling: %s", exc)
 
     def resume_later(self, entry: JournalEntry) -> None:

@@ -73,6 +73,25 @@ return id
 """
 
 
+# Take or keep a lease: free or ours, it is (re)set to us; held by another, the holder.
+_LEASE_SCRIPT = """
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then
+    return holder
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+# Compare-and-delete: a lease is given back only by its holder.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
 class JournalUnavailable(SessionStoreError):
     """The journal could not record a delivery: the channel must not acknowledge it."""
 
@@ -180,6 +199,11 @@ class TurnJournal:
         """Older turns of ``entry``'s session that this process must answer first."""
         return []
 
+    async def lease(self, name: str) -> str | None:
+        """Hold ``name`` for as long as this process lives (e.g. the one Telegram poller of a
+        bot); None when held, else who holds it. In memory there is only this process."""
+        return None
+
     async def done(self, entry: JournalEntry) -> None:
         return None
 
@@ -216,6 +240,7 @@ class RedisTurnJournal(TurnJournal):
         self._claimed: dict[str, JournalEntry] = {}  # recovered, handed to a channel, not begun
         self._unacked: dict[str, JournalEntry] = {}  # done, but Redis did not take the XACK
         self._tasks: list[asyncio.Task[None]] = []
+        self._leases: set[str] = set()
 
     # --- keys -------------------------------------------------------------------------
 
@@ -228,6 +253,9 @@ class RedisTurnJournal(TurnJournal):
 
     def alive_key(self, consumer: str) -> str:
         return f"{self.prefix}:journal:alive:{consumer}"
+
+    def lease_key(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}"
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -248,9 +276,11 @@ class RedisTurnJournal(TurnJournal):
             with contextlib.suppress(BaseException):
                 await task
         self._tasks = []
-        # Turns still pending under our name are free to take at once.
+        # Turns still pending under our name, and our leases, are free to take at once.
         with contextlib.suppress(*_BACKEND_ERRORS):
             await self.client.delete(self.alive_key(self.consumer))
+            for name in self._leases:
+                await self.client.eval(_RELEASE_SCRIPT, 1, self.lease_key(name), self.consumer)
 
     async def _every(self, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
         while True:
@@ -266,8 +296,25 @@ class RedisTurnJournal(TurnJournal):
         ttl = max(1, round(self.takeover_seconds * 1000))
         with self._translate("heartbeat"):
             await self.client.set(self.alive_key(self.consumer), str(time.time()), px=ttl)
+            for name in self._leases:
+                holder = await self.client.eval(
+                    _LEASE_SCRIPT, 1, self.lease_key(name), self.consumer, ttl
+                )
+                if holder:
+                    log.error("journal: lease %s was taken over by %s", name, holder)
         for entry in list(self._unacked.values()):
             await self.done(entry)
+
+    async def lease(self, name: str) -> str | None:
+        ttl = max(1, round(self.takeover_seconds * 1000))
+        with self._translate("lease"):
+            holder = await self.client.eval(
+                _LEASE_SCRIPT, 1, self.lease_key(name), self.consumer, ttl
+            )
+        if holder:
+            return str(holder)
+        self._leases.add(name)  # renewed with the heartbeat, released at close
+        return None
 
     # --- recording --------------------------------------------------------------------
 

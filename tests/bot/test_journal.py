@@ -188,3 +188,14 @@ async def test_in_memory_the_journal_only_deduplicates() -> None:
     await j.process(entry, run)
     assert runs == [1]
     assert not j.durable
+
+
+async def test_a_lease_has_one_holder_until_it_closes(store: RedisSessionStore) -> None:
+    a, b = journal(store, "a"), journal(store, "b")
+    assert await a.lease("telegram-poller:1") is None
+    assert await a.lease("telegram-poller:1") is None  # held already: still ours
+    assert await b.lease("telegram-poller:1") == "a"
+    assert await b.lease("telegram-poller:2") is None  # another bot: another lease
+    await a.close()
+    assert await b.lease("telegram-poller:1") is None
+    await b.close()

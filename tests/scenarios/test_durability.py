@@ -217,3 +217,21 @@ async def test_slack_event_that_cannot_be_recorded_is_refused_and_answered_on_th
     finally:
         assert await proc.stop(within=20) == 0, proc.stderr
         server.stop()
+
+
+async def test_a_second_long_poller_of_the_same_bot_refuses_to_start(
+    tg: FakeTelegram, glm: FakeGlm, redis_url: str
+) -> None:
+    first = await telegram_bot(tg, glm, redis_url)
+    try:
+        second = await start_bot(env=shutdown_scenario.telegram_env(tg, glm, REDIS_URL=redis_url))
+        await asyncio.wait_for(second.proc.wait(), 30)  # it exits by itself
+        code = await second.stop()
+        assert code == 2
+        assert "already long-polling" in second.stderr
+        assert "TELEGRAM_WEBHOOK_URL" in second.stderr
+        assert not tg.rejected(409)  # the first poller was never disturbed
+        tg.say(tg.chats[MIN], tg.users[MIN], "첫 번째 봇이 답하나요")
+        await tg.wait_for(lambda f: len(f.bot_texts(MIN)) >= 1, within=10)
+    finally:
+        assert await first.stop(within=20) == 0, first.stderr
