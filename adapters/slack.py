@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -41,10 +40,11 @@ from adapters.slack_stream import (
     error_code,
     render_mrkdwn,
 )
+from adapters.turns import answer_turn, noted
 from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
-from bot.reply import Button, NotedReply, ReplyStream, end_cut_answer
+from bot.reply import Button, ReplyStream
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
 
@@ -478,21 +478,15 @@ class SlackChannel:
                 self.threads.remember(turn.team_id, turn.chat_id, turn.thread_id)
         lang = detect_language(turn.text)
         stream = self.stream_for(turn)
-        reply: ReplyStream = stream
-        if entry is not None and entry.recovered:
-            reply = NotedReply(stream, t("notice_resumed", lang))
-        try:
-            await self.app.manager.handle(turn, reply, deduplicated=deduplicated)
-        except asyncio.CancelledError:
-            # Shutdown past SHUTDOWN_GRACE_SECONDS: stop the stream with a notice. A
-            # journaled turn is answered again by the next process.
-            notice = "notice_shutdown_resumed" if self.journal.durable else "notice_shutdown"
-            await end_cut_answer(reply, t(notice, lang))
-            raise
-        except Exception:
-            log.exception("turn failed session=%s", stream.label)
-            with contextlib.suppress(Exception):
-                await reply.fail(t("fallback_unavailable", lang))
+        await answer_turn(
+            self.app.manager,
+            turn,
+            noted(stream, entry, lang),
+            lang,
+            deduplicated=deduplicated,
+            durable=self.journal.durable,
+            label=stream.label,
+        )
 
     # -- slash commands --
 

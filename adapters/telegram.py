@@ -27,9 +27,10 @@ from telegram.ext import (
 from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, decide
 from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramOutbox, TelegramReplyStream
+from adapters.turns import answer_turn, noted
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
-from bot.reply import CUT_NOTICE_SECONDS, NotedReply, ReplyStream, end_cut_answer
+from bot.reply import CUT_NOTICE_SECONDS, ReplyStream
 from bot.sessions.base import SessionStoreError
 from bot.turn import Turn
 
@@ -306,21 +307,7 @@ class TelegramChannel:
         assert updater is not None
         settings = self.app.settings
         if not settings.telegram_webhook_url:
-            # Telegram serves one getUpdates poller per bot; a second one would make both
-            # fail with 409 Conflict in turn. With Redis, the second refuses to start.
-            try:
-                holder = await self.journal.lease(f"telegram-poller:{self.me.id}")
-            except SessionStoreError as exc:
-                log.warning("telegram: could not check for another poller: %s", exc)
-                holder = None
-            if holder is not None:
-                log.error(
-                    "telegram: another process (%s) is already long-polling @%s; run one "
-                    "poller per bot, or set TELEGRAM_WEBHOOK_URL to run several replicas",
-                    holder,
-                    self.me.username,
-                )
-                raise TelegramStartError("another process is long-polling this bot")
+            await self._lease_polling()
             await updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
             )
@@ -335,6 +322,32 @@ class TelegramChannel:
             allowed_updates=ALLOWED_UPDATES,
         )
         return f"webhook (listening on {listen}:{port})"
+
+    async def _lease_polling(self) -> None:
+        """Telegram serves one getUpdates poller per bot; a second one would make both fail
+        with 409 Conflict in turn. With Redis, the poller holds a lease: a process started
+        while another polls refuses to start. A lease left by a process that just died
+        expires with its heartbeat, so a restart waits for that rather than refuse."""
+        name = f"telegram-poller:{self.me.id}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.journal.lease_seconds
+        while True:
+            try:
+                holder = await self.journal.lease(name)
+            except SessionStoreError as exc:
+                log.warning("telegram: could not check for another poller: %s", exc)
+                return
+            if holder is None:
+                return
+            if loop.time() >= deadline:
+                log.error(
+                    "telegram: another process (%s) is already long-polling @%s; run one "
+                    "poller per bot, or set TELEGRAM_WEBHOOK_URL to run several replicas",
+                    holder,
+                    self.me.username,
+                )
+                raise TelegramStartError("another process is long-polling this bot")
+            await asyncio.sleep(0.5)
 
     async def _stop(self) -> None:
         application = self.application
@@ -410,9 +423,7 @@ class TelegramChannel:
 
     async def _answer_entry(self, turn: Turn, entry: JournalEntry) -> None:
         lang = detect_language(turn.text, turn.language)
-        stream: ReplyStream = self.stream_for(turn)
-        if entry.recovered:
-            stream = NotedReply(stream, t("notice_resumed", lang))
+        stream = noted(self.stream_for(turn), entry, lang)
         await self.journal.process(
             entry, lambda: self._answer(turn, stream, lang, deduplicated=True)
         )
@@ -420,19 +431,16 @@ class TelegramChannel:
     async def _answer(
         self, turn: Turn, stream: ReplyStream, lang: str, *, deduplicated: bool
     ) -> None:
-        try:
-            await self.app.manager.handle(turn, stream, deduplicated=deduplicated)
-        except asyncio.CancelledError:
-            # Shutdown past SHUTDOWN_GRACE_SECONDS: replace the draft with a notice. A
-            # journaled turn is answered again by the next process.
-            notice = "notice_shutdown_resumed" if self.journal.durable else "notice_shutdown"
-            await end_cut_answer(stream, t(notice, lang))
-            raise
-        except Exception:
-            key = turn.session_key(self.app.manager.config.scope)
-            log.exception("turn failed session=%s", key)
-            with contextlib.suppress(Exception):
-                await stream.fail(t("fallback_unavailable", lang))
+        label = str(turn.session_key(self.app.manager.config.scope))
+        await answer_turn(
+            self.app.manager,
+            turn,
+            stream,
+            lang,
+            deduplicated=deduplicated,
+            durable=self.journal.durable,
+            label=label,
+        )
 
     # -- the journal --
 

@@ -199,6 +199,11 @@ class TurnJournal:
         """Older turns of ``entry``'s session that this process must answer first."""
         return []
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease outlives a process that died holding it."""
+        return 0.0
+
     async def lease(self, name: str) -> str | None:
         """Hold ``name`` for as long as this process lives (e.g. the one Telegram poller of a
         bot); None when held, else who holds it. In memory there is only this process."""
@@ -304,6 +309,10 @@ class RedisTurnJournal(TurnJournal):
                     log.error("journal: lease %s was taken over by %s", name, holder)
         for entry in list(self._unacked.values()):
             await self.done(entry)
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.takeover_seconds
 
     async def lease(self, name: str) -> str | None:
         ttl = max(1, round(self.takeover_seconds * 1000))

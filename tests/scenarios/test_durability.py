@@ -225,7 +225,8 @@ async def test_a_second_long_poller_of_the_same_bot_refuses_to_start(
     first = await telegram_bot(tg, glm, redis_url)
     try:
         second = await start_bot(env=shutdown_scenario.telegram_env(tg, glm, REDIS_URL=redis_url))
-        await asyncio.wait_for(second.proc.wait(), 30)  # it exits by itself
+        # It waits out a lease a dead process may have left (20 s), then exits by itself.
+        await asyncio.wait_for(second.proc.wait(), 40)
         code = await second.stop()
         assert code == 2
         assert "already long-polling" in second.stderr
