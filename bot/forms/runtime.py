@@ -25,23 +25,28 @@ class FormsRuntime:
     stage: SlotFillingStage
     submissions_command: SubmissionsCommand
     weather: OpenMeteoClient
-    analyzer: asyncio.Future[KoreanAnalyzer | None]
+    analyzer: KoreanAnalyzer | None  # None: Kiwi could not load (gazetteer and patterns only)
 
     async def close(self) -> None:
         await self.weather.close()
-        if not self.analyzer.done():
-            self.analyzer.cancel()
 
 
-def _load_in_background(names: list[str]) -> asyncio.Future[KoreanAnalyzer | None]:
-    """Kiwi loads in a daemon thread: a process stopped while it loads (Ctrl-C in the
-    terminal chat, SIGTERM) exits at once, where a worker of ``asyncio.to_thread`` would be
-    waited for (seconds) at exit."""
+async def load_analyzer_before_serving(names: list[str]) -> KoreanAnalyzer | None:
+    """Kiwi, loaded while start-up waits for it, before any turn is served.
+
+    kiwipiepy holds the GIL for as long as it reads its model and builds its tables (about a
+    second in stretches of up to 0.6 s, bench/bench_startup.py): loaded beside a running
+    event loop it freezes the loop, and no thread can make the loading overlap with Python
+    work. So it is loaded once, here, and the adapters start serving afterwards.
+
+    In a daemon thread all the same, awaited: a process stopped while Kiwi loads (Ctrl-C in
+    the terminal chat, SIGTERM) exits at once, where a worker of ``asyncio.to_thread`` would
+    be waited for at exit, and the event loop still takes the signal."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[KoreanAnalyzer | None] = loop.create_future()
 
     def deliver(analyzer: KoreanAnalyzer | None) -> None:
-        if not future.done():  # ``FormsRuntime.close`` may have cancelled it
+        if not future.done():  # start-up was cancelled meanwhile
             future.set_result(analyzer)
 
     def load() -> None:
@@ -50,7 +55,7 @@ def _load_in_background(names: list[str]) -> asyncio.Future[KoreanAnalyzer | Non
             loop.call_soon_threadsafe(deliver, analyzer)
 
     threading.Thread(target=load, name="kiwi-loader", daemon=True).start()
-    return future
+    return await future
 
 
 async def build_forms(
@@ -66,15 +71,14 @@ async def build_forms(
     index: StoredIndex | None = None,
     notices: AdminNotices | None = None,
 ) -> FormsRuntime:
-    """Everything the forms need. Kiwi's model starts loading here (seconds, in a worker
-    thread) without holding up start-up. Offline, the model neither extracts nor phrases.
+    """Everything the forms need, Kiwi loaded (about a second, see
+    ``load_analyzer_before_serving``). Offline, the model neither extracts nor phrases.
 
     ``glm`` is the answer path's ``GuardedGlm``: tool-call extraction shares its breaker,
     its bulkhead and the turn's deadline."""
     gazetteer = CityGazetteer.load()
-    # Loaded in a thread while the bot starts; the stage awaits it on first use. ``None``
-    # when Kiwi cannot load: the forms then run on the gazetteer and patterns alone.
-    analyzer = _load_in_background(gazetteer.korean_names())
+    # ``None`` when Kiwi cannot load: the forms then run on the gazetteer and patterns alone.
+    analyzer = await load_analyzer_before_serving(gazetteer.korean_names())
     weather = OpenMeteoClient(geocoding_url=geocoding_url, forecast_url=forecast_url)
     submissions = RecordSubmissionStore(store, index=index, notices=notices)
     registry = build_registry(FormDeps(gazetteer, weather, submissions))

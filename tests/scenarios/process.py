@@ -10,20 +10,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-_BOT_PREFIXES = (
+# Every variable the bot reads starts with one of these (bot/settings.py, .env.example).
+BOT_PREFIXES = (
     "GLM_",
     "REDIS_",
     "TELEGRAM_",
     "SLACK_",
     "SESSION_",
     "WEATHER_",
-    "LOG_LEVEL",
+    "LOG_",
     "BANNED_",
     "ALLOWED_",
     "MAX_MESSAGE",
     "GROUP_SESSION",
     "FORM",
     "MEMORY_MAX",
+    "EMBEDDING_",
+    "SUMMARY_",
+    "SHUTDOWN_",
+    "FILTER_",
+    "METRICS_",
+    "USER_",
+    "WEB_",
 )
 
 
@@ -36,7 +44,7 @@ class Finished:
 
 def clean_env(**overrides: str) -> dict[str, str]:
     """The process environment without any bot variable, plus ``overrides``."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_BOT_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(BOT_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(ROOT)
     env.update(overrides)

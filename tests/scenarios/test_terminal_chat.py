@@ -227,9 +227,9 @@ async def test_ctrl_c_at_the_prompt_exits_at_once_and_logs_stay_out_of_the_chat(
     # the middle of the conversation.
     chat = await PtyChat.start(env_for(fake, LOG_LEVEL="INFO"), str(tmp_path))
     try:
-        await chat.wait_for("> ")
+        await chat.wait_for("> ")  # once the bot is built, Kiwi loaded
         chat.type("안녕\n".encode())
-        await chat.wait_for("echo: 안녕")  # the first turn also waits for Kiwi
+        await chat.wait_for("echo: 안녕")
         await chat.wait_for("> ", count=2)
         pressed = time.monotonic()
         chat.type(b"\x03")  # Ctrl-C, no Enter

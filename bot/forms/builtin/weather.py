@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import logging
-from collections.abc import Mapping
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.forms.extractors import (
     CityGazetteer,
@@ -176,8 +184,91 @@ class WeatherSource(Protocol):
     async def forecast(self, lat: float, lon: float, *, days: int = FORECAST_DAYS) -> Forecast: ...
 
 
+_T = TypeVar("_T")
+
+# The service could not be reached at all (no DNS answer, refused, no route, TLS, the connect
+# timeout), as opposed to an answer that is slow or an error.
+_UNREACHABLE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+async def _in_daemon_thread(work: Callable[[], _T]) -> _T:
+    """``work()`` in a daemon thread of its own, awaited."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def deliver(settle: Callable[[], None]) -> None:
+        if not future.done():  # else the awaiting task was cancelled (the connect timeout)
+            settle()
+
+    def run() -> None:
+        settle: Callable[[], None]
+        try:
+            settle = functools.partial(future.set_result, work())
+        except BaseException as exc:
+            settle = functools.partial(future.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, settle)
+
+    threading.Thread(target=run, name="open-meteo-dns", daemon=True).start()
+    return await future
+
+
+class DaemonThreadResolver(AbstractResolver):
+    """aiohttp's threaded resolver, each lookup in a daemon thread rather than the loop's
+    default executor.
+
+    Without a network a lookup can hang for the system resolver's own timeouts (5 s and more
+    per nameserver). The connect timeout gives the request up in time, but a lookup left
+    running in the default executor is waited for when the event loop closes
+    (``asyncio.run``): the terminal chat would answer, then not exit. A daemon thread is
+    not waited for. (One thread per lookup: the connector keeps what it found for 5 minutes.)"""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await _in_daemon_thread(lambda: _lookup(host, port, family))
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=number,
+                family=kind,
+                proto=proto,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for kind, proto, address, number in found
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def _lookup(host: str, port: int, family: int) -> list[tuple[int, int, str, int]]:
+    """(family, proto, numeric address, port) for ``host``, as aiohttp's resolver gives them."""
+    found: list[tuple[int, int, str, int]] = []
+    for kind, _, proto, _, address in socket.getaddrinfo(
+        host, port, family, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG
+    ):
+        if kind == socket.AF_INET6:
+            if len(address) < 4:  # IPv6 disabled in this Python or on this host
+                continue
+            if address[3]:  # link-local: the scope goes into the address ("fe80::1%eth0")
+                numeric, service = socket.getnameinfo(
+                    address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+                )
+                found.append((kind, proto, numeric, int(service)))
+                continue
+        found.append((kind, proto, str(address[0]), int(address[1])))
+    return found
+
+
 class OpenMeteoClient:
-    """Open-Meteo's geocoding (``/search``) and forecast (``/forecast``) APIs; no key needed."""
+    """Open-Meteo's geocoding (``/search``) and forecast (``/forecast``) APIs; no key needed.
+
+    ``timeout`` bounds a whole request, ``connect_timeout`` the part before the service
+    answers at all (DNS, TCP, TLS). When it cannot be reached, the next requests fail at once
+    for ``unreachable_pause`` seconds: with no network every weather question is answered
+    "unavailable" at once instead of after another wait."""
 
     def __init__(
         self,
@@ -185,20 +276,30 @@ class OpenMeteoClient:
         geocoding_url: str,
         forecast_url: str,
         timeout: float = 5.0,
+        connect_timeout: float = 2.5,
+        unreachable_pause: float = 15.0,
         max_connections: int = 20,
     ) -> None:
         self.geocoding_url = geocoding_url.rstrip("/")
         self.forecast_url = forecast_url.rstrip("/")
         self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.unreachable_pause = unreachable_pause
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # host -> (until when, by time.monotonic(); why) for hosts that could not be reached
+        self._unreachable: dict[str, tuple[float, str]] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         # Created lazily inside the running loop; one connection pool for every request.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(
+                    limit=self.max_connections,
+                    ttl_dns_cache=300,
+                    resolver=DaemonThreadResolver(),
+                ),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
             )
         return self._session
 
@@ -252,10 +353,18 @@ class OpenMeteoClient:
             raise WeatherUnavailable(f"unexpected forecast body: {exc!r}"[:200]) from exc
 
     async def _get(self, url: str, params: Mapping[str, str]) -> dict[str, Any]:
+        host = urlsplit(url).netloc
+        until, why = self._unreachable.get(host, (0.0, ""))
+        if time.monotonic() < until:
+            raise WeatherUnavailable(f"{why} (not retried yet)")
         try:
             async with self._http().get(url, params=params) as resp:
                 body = await resp.read()
                 status = resp.status
+        except _UNREACHABLE as exc:
+            why = f"{type(exc).__name__}: {exc}"[:200]
+            self._unreachable[host] = (time.monotonic() + self.unreachable_pause, why)
+            raise WeatherUnavailable(why) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WeatherUnavailable(f"{type(exc).__name__}: {exc}"[:200]) from exc
         try:

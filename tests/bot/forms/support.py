@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -66,6 +67,27 @@ def registry(weather: WeatherSource, submissions: SubmissionStore) -> FormRegist
 
 def open_meteo(base_url: str) -> OpenMeteoClient:
     return OpenMeteoClient(geocoding_url=base_url, forecast_url=base_url, timeout=2.0)
+
+
+@contextmanager
+def unreachable() -> Iterator[str]:
+    """A base URL whose connections never complete, as with no network: a loopback listener
+    that accepts nothing, its backlog already full, so the kernel drops every further SYN."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
 
 
 def stage(

@@ -50,6 +50,9 @@ def city_ids(text: str) -> list[str]:
         ("weather in tokyo and osaka", ["jp-tokyo", "jp-osaka"]),
         ("Seoul's weather", ["kr-seoul"]),
         ("뉴욕이랑 런던", ["us-new-york", "gb-london"]),
+        ("진주 날씨", ["kr-jinju"]),
+        ("진주 축제 날씨", ["kr-jinju"]),  # a festival in Jinju
+        ("파리 내일 날씨", ["fr-paris"]),  # Kiwi reads 파리 as "fly" here; still Paris
     ],
 )
 def test_gazetteer_finds_city_names(text: str, ids: list[str]) -> None:
@@ -63,6 +66,9 @@ def test_gazetteer_finds_city_names(text: str, ids: list[str]) -> None:
         "고양이 날씨",
         "서울대 날씨",  # a university
         "진주 목걸이 날씨",  # a pearl necklace
+        "진주 귀걸이 날씨",
+        "진주 반지 날씨",
+        "구리 냄비 날씨",  # a copper pot
         "부산행 기차",
         "Parisian style",
         "Seoulite",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime
+from typing import NoReturn
 
 import aiohttp
 import pytest
@@ -19,7 +24,7 @@ from bot.forms.builtin.weather import (
     WeatherUnavailable,
 )
 from bot.forms.spec import Filled
-from tests.bot.forms.support import NOW, SEOUL, Clock, open_meteo, registry
+from tests.bot.forms.support import NOW, SEOUL, Clock, open_meteo, registry, unreachable
 from tests.bot.helpers import turn
 from tests.fakes.weather import FakeOpenMeteo
 
@@ -126,6 +131,114 @@ async def test_slow_service_times_out(fake: FakeOpenMeteo) -> None:
     with pytest.raises(WeatherUnavailable):
         await client.forecast(37.5665, 126.978)
     await client.close()
+
+
+async def test_host_names_are_resolved(fake: FakeOpenMeteo) -> None:
+    # The fake listens on 127.0.0.1; "localhost" goes through the client's own resolver.
+    client = open_meteo(fake.geocoding_url.replace("127.0.0.1", "localhost"))
+    try:
+        places = await client.geocode("울진", lang="ko")
+    finally:
+        await client.close()
+    assert places[0].name == "울진"
+
+
+# ---- no network ------------------------------------------------------------------------------
+
+
+async def test_an_unreachable_service_fails_within_the_connect_timeout_then_at_once() -> None:
+    with unreachable() as url:
+        client = OpenMeteoClient(geocoding_url=url, forecast_url=url)  # the bot's own timeouts
+        try:
+            started = time.perf_counter()
+            with pytest.raises(WeatherUnavailable, match="ConnectionTimeoutError"):
+                await client.forecast(37.5665, 126.978)
+            waited = time.perf_counter() - started
+            # Given up when the connection did not come, not after the request's whole 5 s.
+            assert client.connect_timeout + 1.0 < client.timeout
+            assert client.connect_timeout <= waited < client.connect_timeout + 1.0
+            # Right after, nobody waits for it again: the answer is at once.
+            started = time.perf_counter()
+            with pytest.raises(WeatherUnavailable, match="not retried yet"):
+                await client.geocode("울진", lang="ko")
+            assert time.perf_counter() - started < 0.1
+        finally:
+            await client.close()
+
+
+async def test_after_the_pause_the_service_is_tried_again() -> None:
+    with unreachable() as url:
+        client = OpenMeteoClient(
+            geocoding_url=url, forecast_url=url, connect_timeout=0.2, unreachable_pause=0.5
+        )
+        try:
+            waits = []
+            for pause in (0.0, 0.0, 0.6):
+                await asyncio.sleep(pause)
+                started = time.perf_counter()
+                with pytest.raises(WeatherUnavailable):
+                    await client.forecast(37.5665, 126.978)
+                waits.append(time.perf_counter() - started)
+        finally:
+            await client.close()
+    tried, paused, tried_again = waits
+    assert tried >= 0.2 and paused < 0.05 and tried_again >= 0.2
+
+
+async def test_only_the_unreachable_host_is_paused(fake: FakeOpenMeteo) -> None:
+    with unreachable() as url:
+        client = OpenMeteoClient(
+            geocoding_url=fake.geocoding_url, forecast_url=url, connect_timeout=0.2
+        )
+        try:
+            with pytest.raises(WeatherUnavailable):
+                await client.forecast(37.5665, 126.978)
+            assert (await client.geocode("울진", lang="ko"))[0].name == "울진"
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize("mode", ["unavailable", "down"])
+async def test_a_failing_service_is_asked_again_at_once(
+    client: OpenMeteoClient, fake: FakeOpenMeteo, mode: str
+) -> None:
+    # It answered (an error page, a cut connection): no reason to stop asking it.
+    fake.mode = mode  # type: ignore[assignment]
+    with pytest.raises(WeatherUnavailable):
+        await client.forecast(37.5665, 126.978)
+    fake.mode = "up"
+    assert len((await client.forecast(37.5665, 126.978)).days) == 7
+
+
+def test_a_hanging_name_lookup_does_not_hold_up_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a network the system resolver can take many seconds to give up. The request
+    # gives up at the connect timeout, and closing the event loop (``asyncio.run``, as the
+    # terminal chat exits) must not wait for the lookup either.
+    release = threading.Event()
+
+    def hanging(*args: object, **kwargs: object) -> NoReturn:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    async def ask() -> None:
+        client = OpenMeteoClient(
+            geocoding_url="https://geocoding-api.open-meteo.com/v1",
+            forecast_url="https://api.open-meteo.com/v1",
+            connect_timeout=0.3,
+        )
+        try:
+            with pytest.raises(WeatherUnavailable, match="ConnectionTimeoutError"):
+                await client.forecast(37.5665, 126.978)
+        finally:
+            await client.close()
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.perf_counter()
+    try:
+        asyncio.run(ask())
+        assert time.perf_counter() - started < 2.0
+    finally:
+        release.set()
 
 
 # ---- the fake speaks Open-Meteo's protocol -----------------------------------------------------
