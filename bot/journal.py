@@ -31,18 +31,19 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
-
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
 from bot.sessions.base import SessionStore, SessionStoreError
-from bot.sessions.redis import RedisClient, RedisSessionStore, hash_tag
 from bot.turn import SessionKey
+
+if TYPE_CHECKING:
+    from bot.sessions.redis import RedisClient, RedisSessionStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,20 @@ MAX_AGE_SECONDS = 86_400.0  # a turn older than this is dropped rather than answ
 ANSWERED_MEMORY = 16  # deliveries a session remembers as answered
 BEGUN_MEMORY = 10_000  # entry ids a process remembers having begun
 
-_BACKEND_ERRORS = (RedisError, RedisClusterException, OSError)
+
+def _backend_errors() -> tuple[type[Exception], ...]:
+    """What a Redis call raises when Redis fails. Imported when first needed: redis-py takes
+    0.05-0.1 s and 6 MB to import, which runs without Redis (the terminal chat) never need."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return (RedisError, RedisClusterException, OSError)
+
+
+def _on_redis(store: SessionStore) -> TypeGuard[RedisSessionStore]:
+    """The store is a RedisSessionStore (whose module is then imported already)."""
+    module = sys.modules.get("bot.sessions.redis")
+    return module is not None and isinstance(store, module.RedisSessionStore)
+
 
 # Record a delivery once: mark it seen (same hash tag as the stream), append it and deliver
 # it to this consumer at once, so it is pending under our name from the start. Every entry
@@ -254,6 +268,8 @@ class RedisTurnJournal(TurnJournal):
         return self._stream(platform, shard)
 
     def _stream(self, platform: str, shard: int) -> str:
+        from bot.sessions.redis import hash_tag
+
         return f"{self.prefix}:journal:{{{hash_tag(f'{platform}:{shard}')}}}"
 
     def alive_key(self, consumer: str) -> str:
@@ -282,7 +298,7 @@ class RedisTurnJournal(TurnJournal):
                 await task
         self._tasks = []
         # Turns still pending under our name, and our leases, are free to take at once.
-        with contextlib.suppress(*_BACKEND_ERRORS):
+        with contextlib.suppress(*_backend_errors()):
             await self.client.delete(self.alive_key(self.consumer))
             for name in self._leases:
                 await self.client.eval(_RELEASE_SCRIPT, 1, self.lease_key(name), self.consumer)
@@ -346,7 +362,7 @@ class RedisTurnJournal(TurnJournal):
                 delivery,
                 body,
             )
-        except _BACKEND_ERRORS as exc:
+        except _backend_errors() as exc:
             raise JournalUnavailable(f"journal record failed: {type(exc).__name__}") from exc
         if not entry_id:
             return None
@@ -360,7 +376,7 @@ class RedisTurnJournal(TurnJournal):
                 pipe.xack(entry.stream, GROUP, entry.id)
                 pipe.xdel(entry.stream, entry.id)
                 await pipe.execute()
-        except _BACKEND_ERRORS as exc:
+        except _backend_errors() as exc:
             # Still pending under our (live) name, so nobody takes it over; retried with
             # the next heartbeat.
             log.warning("journal: turn %s not marked done yet: %s", entry.id, exc)
@@ -382,6 +398,8 @@ class RedisTurnJournal(TurnJournal):
         return found
 
     async def _sweep_stream(self, stream: str) -> list[JournalEntry]:
+        from redis.exceptions import ResponseError
+
         with self._translate("sweep"):
             try:
                 consumers = await self.client.xinfo_consumers(stream, GROUP)
@@ -512,7 +530,7 @@ class RedisTurnJournal(TurnJournal):
     def _translate(self, what: str) -> Iterator[None]:
         try:
             yield
-        except _BACKEND_ERRORS as exc:
+        except _backend_errors() as exc:
             raise SessionStoreError(f"journal {what} failed: {type(exc).__name__}") from exc
 
 
@@ -525,6 +543,6 @@ def _age_seconds(entry_id: str) -> float:
 
 def build_journal(store: SessionStore, *, dedupe_ttl_seconds: int = 86_400) -> TurnJournal:
     """Durable with Redis, de-duplication only in memory."""
-    if isinstance(store, RedisSessionStore):
+    if _on_redis(store):
         return RedisTurnJournal(store, dedupe_ttl_seconds=dedupe_ttl_seconds)
     return TurnJournal(store, dedupe_ttl_seconds=dedupe_ttl_seconds)
