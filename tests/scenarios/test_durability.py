@@ -17,6 +17,7 @@ from tests.scenarios import test_shutdown as shutdown_scenario
 from tests.scenarios.process import BotProcess, start_bot
 from tests.scenarios.test_slack import DM_MINSU, MINSU, _listening, slack, slack_env, thread_of
 from tests.scenarios.test_telegram import MIN, glm, tg
+from tests.scenarios.test_telegram import running as telegram_running
 
 __all__ = ["glm", "slack", "tg"]  # the fixtures, shared with the channel scenarios
 
@@ -236,3 +237,34 @@ async def test_a_second_long_poller_of_the_same_bot_refuses_to_start(
         await tg.wait_for(lambda f: len(f.bot_texts(MIN)) >= 1, within=10)
     finally:
         assert await first.stop(within=20) == 0, first.stderr
+
+
+async def test_telegram_webhook_update_that_cannot_be_recorded_is_refused_then_answered(
+    tg: FakeTelegram, glm: FakeGlm, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path, [])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    secret = "hook-Secret_42"
+    hook = {
+        "TELEGRAM_WEBHOOK_URL": url,
+        "TELEGRAM_WEBHOOK_SECRET": secret,
+        "TELEGRAM_WEBHOOK_LISTEN": "127.0.0.1",
+        "TELEGRAM_WEBHOOK_PORT": str(port),
+        "REDIS_URL": server.url,
+    }
+    try:
+        async with telegram_running(tg, glm, **hook) as proc:
+            await _listening(port, proc)
+            update = tg.say(tg.chats[MIN], tg.users[MIN], "웹훅으로 보낸 말", send=False)
+            server.stop()
+            assert await tg.deliver(update, secret=secret, url=url) >= 500  # not taken
+            server.start()
+            assert await tg.deliver(update, secret=secret, url=url) == 200  # Telegram's retry
+            await tg.wait_for(lambda f: len(f.bot_texts(MIN)) >= 1, within=15)
+            assert await tg.deliver(update, secret=secret, url=url) == 200  # once more
+            await asyncio.sleep(1.0)
+            (answer,) = tg.bot_texts(MIN)
+            assert "웹훅으로 보낸 말" in answer
+    finally:
+        server.stop()
