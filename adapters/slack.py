@@ -485,7 +485,7 @@ class SlackChannel:
             lang,
             deduplicated=deduplicated,
             durable=self.journal.durable,
-            label=stream.label,
+            label=str(turn.session_key(self.app.manager.config.scope)),
         )
 
     # -- slash commands --
