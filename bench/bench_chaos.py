@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import tempfile
@@ -212,7 +213,7 @@ async def soak(users: int, turns: int, share: float, seed: int, logs: str = "") 
                     GLM_STALL_TIMEOUT="3",
                     REDIS_URL=redis.url,
                     USER_RATE_LIMIT_PER_MINUTE="0",
-                    LOG_LEVEL="WARNING",
+                    LOG_LEVEL="INFO" if logs else "WARNING",
                 )
                 state = Soak(tg, glm, redis, env)
                 await state.start_bot()
@@ -221,7 +222,16 @@ async def soak(users: int, turns: int, share: float, seed: int, logs: str = "") 
                 started = time.monotonic()
                 results = await asyncio.gather(*(user(state, uid, turns, stop) for uid in ids))
                 elapsed = time.monotonic() - started
-                await asyncio.sleep(3.0)  # late answers
+                # Late answers (a turn taken over after the last kill): up to a minute more.
+                with contextlib.suppress(TimeoutError):
+                    await tg.wait_for(
+                        lambda f: all(
+                            len(f.bot_texts(uid)) >= len(texts)
+                            for uid, texts in zip(ids, results, strict=True)
+                        ),
+                        within=60,
+                    )
+                await asyncio.sleep(2.0)  # and nothing more
                 stop.set()
                 await chaos_task
                 sent = dict(zip(ids, results, strict=True))
