@@ -197,7 +197,7 @@ class SlackChannel:
         self.app = app
         self.options = options or SlackOptions.from_settings(settings)
         self.convert = self.options.convert()
-        self.budget = SlackBudget(policy)
+        self.budget = SlackBudget(policy, metrics=app.metrics)
         self._own_session = session is None
         self.session = session  # one connection pool for every Web API call
         self.client = AsyncWebClient(

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.i18n import detect_language
+from bot.observability import NO_METRICS, FirstVisible, Metrics
 from bot.reply import Button, ReplyStream
 from bot.turn import Turn
 
@@ -127,10 +128,15 @@ class SlackBudget:
     """
 
     def __init__(
-        self, policy: SlackPolicy | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        policy: SlackPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.policy = policy or SlackPolicy()
         self.clock = clock
+        self.metrics = metrics if metrics is not None else NO_METRICS
         self.rate_limited = 0  # 429s received (for logs and the benchmark)
         self._sends: dict[tuple[str, str, str], deque[_Stamp]] = {}
         self._reserved: Counter[tuple[str, str, str]] = Counter()
@@ -244,6 +250,7 @@ class SlackBudget:
     def block(self, team: str, method: str, seconds: float) -> float:
         """Slack answered 429: nobody calls ``method`` in ``team`` for ``seconds``."""
         self.rate_limited += 1
+        self.metrics.platform_rate_limited("slack")
         key = (team, method)
         self._blocked[key] = max(self._blocked.get(key, -math.inf), self.clock() + seconds)
         return seconds
@@ -485,6 +492,7 @@ class SlackReplyStream(ReplyStream):
         self.target = target
         self.label = label or f"{target.channel}:{target.thread_ts}"  # session key, for logs
         self.first_text_at: float | None = None  # budget clock, when text was first sent
+        self._visible = FirstVisible(budget.metrics, "slack", budget.clock)
         self.calls: list[str] = []  # every Web API method called, in order
         self._text = ""
         self._messages: list[_Message] = []
@@ -501,6 +509,7 @@ class SlackReplyStream(ReplyStream):
     async def start(self) -> None:
         if self._done:
             return
+        self._visible.requested()  # the manager asks the model right after start()
         # Not awaited here: the model request should not wait for Slack.
         self._want_status = True
         self._ensure_pump()
@@ -683,6 +692,7 @@ class SlackReplyStream(ReplyStream):
         message.ts = str(response["ts"])
         message.sent = end
         message.last_call = self.budget.clock()
+        self._visible.shown()
         return True
 
     async def _append(self, message: _Message, end: int) -> None:
@@ -817,7 +827,10 @@ class SlackReplyStream(ReplyStream):
                 unfurl_media=False,
             )
 
-        return await self._essential(POST, call, channel=channel)
+        response = await self._essential(POST, call, channel=channel)
+        if response is not None:
+            self._visible.shown()
+        return response
 
     async def _update(self, message: _Message, text: str) -> bool:
         def call() -> Awaitable[AsyncSlackResponse]:

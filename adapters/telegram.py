@@ -258,7 +258,7 @@ class TelegramChannel:
             self.processor,
             JournalingQueue(self.record),
         )
-        self.outbox = TelegramOutbox(self.application.bot, policy)
+        self.outbox = TelegramOutbox(self.application.bot, policy, metrics=app.metrics)
         self.me = BotIdentity(0, "")
         self.journal = app.journal or TurnJournal(app.store)
         self._entries: dict[int, JournalEntry] = {}  # recorded updates, by update_id

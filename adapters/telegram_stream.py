@@ -27,6 +27,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from adapters.telegram_markdown import MAX_MESSAGE, render, split_message
+from bot.observability import NO_METRICS, FirstVisible, Metrics
 from bot.reply import Button, ReplyStream
 from bot.turn import Turn
 
@@ -105,10 +106,12 @@ class TelegramOutbox:
         policy: FloodPolicy | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
         self.policy = policy or FloodPolicy()
         self.clock = clock
+        self.metrics = metrics if metrics is not None else NO_METRICS
         self.flood_waits = 0  # 429s received (for logs and the benchmark)
         self._ledgers: dict[tuple[str, int], _Ledger] = {}
         self._blocked_until: dict[int, float] = {}
@@ -207,6 +210,7 @@ class TelegramOutbox:
         """Telegram said "retry after N seconds" for ``chat``: nobody sends there until then."""
         seconds = retry_seconds(exc)
         self.flood_waits += 1
+        self.metrics.platform_rate_limited("telegram")
         self._blocked_until[chat] = max(self._blocked_until.get(chat, 0.0), self.clock() + seconds)
         return seconds
 
@@ -336,6 +340,7 @@ class TelegramReplyStream(ReplyStream):
         self.limit = limit
         self.label = label or str(target.chat_id)  # session key for log lines
         self.first_text_at: float | None = None  # outbox clock, when text was first sent
+        self._visible = FirstVisible(outbox.metrics, "telegram", outbox.clock)
         self._text = ""
         self._shown: dict[int, _Shown] = {}  # part index → message showing it
         self._draft: tuple[int, str] | None = None  # (part index, text) of the live draft
@@ -359,6 +364,7 @@ class TelegramReplyStream(ReplyStream):
     async def start(self) -> None:
         if self._done or self._typing_task is not None:
             return
+        self._visible.requested()  # the manager asks the model right after start()
         if self.outbox.policy.typing_interval > 0:
             self._typing_task = asyncio.get_running_loop().create_task(self._typing())
 
@@ -552,6 +558,7 @@ class TelegramReplyStream(ReplyStream):
                 )
                 self._shown[action.index] = _Shown(message.message_id, payload)
             self._text_shown.set()
+            self._visible.shown()
             return True
         except RetryAfter as exc:
             seconds = self.outbox.block(chat, exc)
@@ -643,6 +650,7 @@ class TelegramReplyStream(ReplyStream):
                     ),
                 )
                 self._shown[index] = _Shown(message.message_id, attempt, markup is not None)
+                self._visible.shown()
                 return
             except BadRequest as exc:
                 if attempt.parse_mode and _is_parse_error(exc):

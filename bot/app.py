@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from bot.glm.offline import OfflineModel
 from bot.journal import TurnJournal, build_journal
 from bot.manager import ContentFilter, ConversationManager, ManagerConfig
 from bot.notify import AdminNotices
+from bot.observability import NO_METRICS, JsonFormatter, Metrics, OpsServer
 from bot.ratelimit import build_rate_limiter
 from bot.sessions.base import SessionStore, SessionStoreError
 from bot.sessions.index import StoredIndex
@@ -90,7 +92,10 @@ def setup_logging(settings: Settings, *, terminal: bool = False) -> None:
     conversation (the terminal chat), so only warnings and errors are logged there; a
     stricter ``LOG_LEVEL`` still applies, and a redirected stderr keeps the full log."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(secrets_of(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -119,6 +124,7 @@ class App:
     summarizer: Summarizer | None = None
     recall: EmbeddingRecall | None = None
     journal: TurnJournal | None = None  # None: the channels de-duplicate in memory
+    metrics: Metrics = NO_METRICS  # served on METRICS_PORT by run_channels
 
     async def close(self) -> None:
         if self.journal is not None:
@@ -188,9 +194,13 @@ async def build_app(
     *,
     admin_checks: dict[str, Any] | None = None,
     admin_ids: dict[str, frozenset[str]] | None = None,
+    metrics: Metrics | None = None,
 ) -> App:
     """``admin_ids``: the bot's admins on channels beyond the configured ones (the terminal);
-    ``admin_checks``: per platform, whether a user administers the group a turn came from."""
+    ``admin_checks``: per platform, whether a user administers the group a turn came from;
+    ``metrics``: by default recorded only when ``METRICS_PORT`` will serve them."""
+    if metrics is None:
+        metrics = Metrics() if settings.metrics_port is not None else NO_METRICS
     offline: OfflineModel | None = None
     base_url = settings.glm_base_url
     api_key = settings.glm_api_key.get_secret_value() if settings.glm_api_key else ""
@@ -214,7 +224,9 @@ async def build_app(
         breaker=CircuitBreaker(),
         bulkhead=Bulkhead(settings.glm_max_concurrency),
         max_answer_tokens=settings.glm_max_answer_tokens,
+        metrics=metrics,
     )
+    metrics.watch_breaker(lambda: glm.breaker.state == "open")
     store = await build_store(settings)
     # Summaries have their own breaker and a small bulkhead: their timeouts must not open the
     # breaker that answers depend on, nor take the answers' connections.
@@ -231,7 +243,11 @@ async def build_app(
             )
         )
     summary_glm = GuardedGlm(
-        client, model=settings.summary_model, breaker=CircuitBreaker(), bulkhead=Bulkhead(4)
+        client,
+        model=settings.summary_model,
+        breaker=CircuitBreaker(),
+        bulkhead=Bulkhead(4),
+        metrics=metrics,
     )
     summarizer = Summarizer(
         store,
@@ -292,6 +308,7 @@ async def build_app(
         rate_limiter=build_rate_limiter(settings, store),
         summarizer=summarizer,
         recall=recall,
+        metrics=metrics,
     )
     return App(
         settings,
@@ -307,6 +324,7 @@ async def build_app(
         summarizer=summarizer,
         recall=recall,
         journal=build_journal(store, dedupe_ttl_seconds=config.dedupe_ttl_seconds),
+        metrics=metrics,
     )
 
 
@@ -322,31 +340,70 @@ def configured_channels(settings: Settings) -> list[str]:
 async def run_channels(settings: Settings, channels: list[str]) -> int:
     """Start each configured platform adapter (imported lazily) and run until stopped."""
     app = await build_app(settings)  # the filter and Kiwi are loaded by now
-    await until_store_answers(app.store)
-    backfill = asyncio.create_task(_backfill(app), name="index-backfill")
-    if app.journal is not None:
-        await app.journal.start()  # channels register for the turns a dead process left
     try:
-        runners = []
+        ops = await start_ops(app)  # /readyz says "starting" until the channels run
+    except OSError as exc:
+        log.error("METRICS_PORT %s cannot be used: %s", settings.metrics_port, exc)
+        await app.close()
+        return 2
+    backfill: asyncio.Task[None] | None = None
+    try:
+        await until_store_answers(app.store)
+        backfill = asyncio.create_task(_backfill(app), name="index-backfill")
+        if app.journal is not None:
+            await app.journal.start()  # channels register for the turns a dead process left
+        modules = []
         for name in channels:
             try:
-                module = importlib.import_module(f"adapters.{name}")
+                modules.append(importlib.import_module(f"adapters.{name}"))
             except ImportError as exc:
                 log.error("channel %s is configured but cannot be loaded: %s", name, exc)
                 return 2
-            runners.append(module.run(app))
+        runners = [asyncio.create_task(m.run(app), name=m.__name__) for m in modules]
+        if ops is not None:
+            ops.mark_ready()
         try:
-            await asyncio.gather(*runners)
+            # wait(), not gather(): a cancel (SIGTERM) reaches this task at once and turns
+            # /readyz to 503, while the channels finish their answers within the grace.
+            done, running = await asyncio.wait(runners, return_when=asyncio.FIRST_EXCEPTION)
         except asyncio.CancelledError:
+            if ops is not None:
+                ops.mark_stopping()
+            await _stop_channels(runners)
             raise
-        except Exception as exc:
+        failed = [r.exception() for r in done if not r.cancelled() and r.exception()]
+        if failed:
             # Adapters raise for what the operator must fix (a rejected token, a busy port).
-            log.error("channel stopped: %s: %s", type(exc).__name__, exc)
+            log.error("channel stopped: %s: %s", type(failed[0]).__name__, failed[0])
+            if ops is not None:
+                ops.mark_stopping()
+            await _stop_channels(running)
             return 2
         return 0
     finally:
-        backfill.cancel()
+        if backfill is not None:
+            backfill.cancel()
+        if ops is not None:
+            await ops.stop()
         await app.close()
+
+
+async def _stop_channels(runners: Collection[asyncio.Task[None]]) -> None:
+    """Cancel the channels and wait while each finishes its answers (within its grace)."""
+    for runner in runners:
+        runner.cancel()
+    await asyncio.gather(*runners, return_exceptions=True)
+
+
+async def start_ops(app: App) -> OpsServer | None:
+    """``/livez``, ``/readyz`` and ``/metrics`` on ``METRICS_PORT``, on every interface (the
+    probes and the scraper come from outside); None when it is unset."""
+    port = app.settings.metrics_port
+    if port is None:
+        return None
+    ops = OpsServer(app.metrics, ready_check=app.store.ping, host="0.0.0.0", port=port)
+    await ops.start()
+    return ops
 
 
 STORE_WAIT_SECONDS = 60.0  # at start, how long channels wait for an unreachable store

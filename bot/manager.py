@@ -29,6 +29,7 @@ from bot.glm.guarded import Answer, GuardedGlm, Outcome
 from bot.glm.types import ChatRequest
 from bot.i18n import detect_language, language_name, t
 from bot.journal import note_answered
+from bot.observability import NO_METRICS, Metrics
 from bot.ratelimit import RateLimiter, rate_key
 from bot.reply import ReplyStream
 from bot.sessions.base import LockTimeout, Message, Session, SessionStore, SessionStoreError
@@ -158,6 +159,7 @@ class ConversationManager:
         rate_limiter: RateLimiter | None = None,
         summarizer: Summarizer | None = None,
         recall: EmbeddingRecall | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.glm = glm
@@ -170,6 +172,7 @@ class ConversationManager:
         self.rate_limiter = rate_limiter  # per user, non-command turns; None: no limit
         self.summarizer = summarizer  # folds old turns into the summary, in the background
         self.recall = recall  # embeddings for older exchanges; None: the window's lexical score
+        self.metrics = metrics if metrics is not None else NO_METRICS
         if rate_limiter is not None:
             limiter = rate_limiter
 
@@ -189,6 +192,39 @@ class ConversationManager:
         """
         timings = TurnTimings(received=self.clock())
         self.last_timings = timings
+        self.metrics.turn_started()
+        result = "error"  # an exception escaped: a bug, or the channel's own failure
+        try:
+            done = await self._handle(turn, reply, deduplicated, timings)
+            result = done.value
+            return done
+        except asyncio.CancelledError:
+            result = "cancelled"  # shutdown past its grace
+            raise
+        finally:
+            self.metrics.turn_ended()
+            self.metrics.turn_finished(turn.platform, result)
+            key = turn.session_key(self.config.scope)
+            log.info(
+                "turn %s session=%s",
+                result,
+                key,
+                extra={"session": str(key), "result": result, "timings": self._ms(timings)},
+            )
+
+    def _ms(self, timings: TurnTimings) -> dict[str, float]:
+        """A turn's marks as milliseconds since it was received (for the log)."""
+        end = timings.finished or self.clock()
+        found = {"total_ms": end - timings.received}
+        if timings.request_sent:
+            found["request_ms"] = timings.request_sent - timings.received
+        if timings.first_token is not None:
+            found["first_token_ms"] = timings.first_token - timings.received
+        return {name: round(seconds * 1000, 1) for name, seconds in found.items()}
+
+    async def _handle(
+        self, turn: Turn, reply: ReplyStream, deduplicated: bool, timings: TurnTimings
+    ) -> TurnResult:
         loop = asyncio.get_running_loop()
         started = loop.time()  # every model call of the turn shares one deadline from here
         lang = detect_language(turn.text, turn.language)
@@ -232,6 +268,7 @@ class ConversationManager:
         if self.content_filter is not None:
             verdict = self.content_filter.check(text)
             if verdict.blocked:
+                self.metrics.filter_hit("input")
                 ids = ",".join(str(m.entry_id) for m in verdict.matches)
                 log.info(
                     "input blocked session=%s entries=%s", turn.session_key(self.config.scope), ids
@@ -404,7 +441,10 @@ class ConversationManager:
         if masker is not None and (rest := masker.flush()):
             shown.append(rest)
             reply.append(rest)
-        return answer, "".join(shown)
+        text = "".join(shown)
+        if masker is not None and text != answer.text:
+            self.metrics.filter_hit("output")  # something in the answer was masked
+        return answer, text
 
     def _system_prompt(self, turn: Turn, lang: str) -> str:
         # Named when the script tells it (Korean, Japanese, Russian...); otherwise (accented
@@ -427,6 +467,7 @@ class ConversationManager:
             await reply.finish(shown + suffix)
             return TurnResult.ANSWERED
         if outcome is Outcome.SENSITIVE:
+            self.metrics.filter_hit("provider")
             log.warning("answer retracted (provider: sensitive) session=%s", key)
             await reply.retract(t("retracted", lang))
             return TurnResult.RETRACTED

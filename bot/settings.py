@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     weather_geocoding_url: str = "https://geocoding-api.open-meteo.com/v1"
     weather_forecast_url: str = "https://api.open-meteo.com/v1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line
     glm_max_answer_tokens: int = Field(4096, ge=1, le=131_072)  # GLM-4.5 allows up to 96K
     summary_model: str = "glm-4.5-flash"  # the free model: rolling summaries
     embedding_model: str = "embedding-3"
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None  # None: GLM_BASE_URL
     embedding_api_key: SecretStr | None = None  # None: GLM_API_KEY
     shutdown_grace_seconds: float = Field(25.0, ge=0, le=600)  # in-flight answers on SIGTERM
+    metrics_port: int | None = Field(None, ge=1, le=65535)  # /livez, /readyz, /metrics; None: off
 
     # --- tuning (documented in README and .env.example; defaults are what a user expects) ---
     glm_thinking: bool = False
@@ -106,6 +108,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
         "glm_base_url",

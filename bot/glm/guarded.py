@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from bot.glm.types import (
     ToolCall,
     Usage,
 )
+from bot.observability import NO_METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class GuardedGlm:
         breaker: CircuitBreaker | None = None,
         bulkhead: Bulkhead | None = None,
         max_answer_tokens: int | None = 4096,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -97,6 +100,7 @@ class GuardedGlm:
         self.breaker = breaker or CircuitBreaker()
         self.bulkhead = bulkhead or Bulkhead(100)
         self.max_answer_tokens = max_answer_tokens  # GLM_MAX_ANSWER_TOKENS (max_tokens)
+        self.metrics = metrics if metrics is not None else NO_METRICS
 
     def request(self, messages: list[dict[str, object]], *, user_id: str = "") -> ChatRequest:
         """An answer request (the reply to the user, or a form's phrasing), bounded in length."""
@@ -131,7 +135,7 @@ class GuardedGlm:
             return Answer(Outcome.TIMEOUT, model=request.model)
         if not self.breaker.allow():
             return Answer(Outcome.UNAVAILABLE, error=GlmUnavailable("circuit breaker is open"))
-        answer = await self._attempt(request, on_text, deadline)
+        answer = await self._timed_attempt(request, on_text, deadline)
         if (
             answer.outcome is Outcome.FAILED
             and self.fallback_model
@@ -139,10 +143,43 @@ class GuardedGlm:
             and loop.time() < deadline
         ):
             log.warning("glm primary failed (%s); trying %s", answer.error, self.fallback_model)
-            answer = await self._attempt(
+            answer = await self._timed_attempt(
                 replace(request, model=self.fallback_model), on_text, deadline
             )
         return answer
+
+    async def _timed_attempt(
+        self, request: ChatRequest, on_text: Callable[[str], None], deadline: float
+    ) -> Answer:
+        started = asyncio.get_running_loop().time()
+        answer = await self._attempt(request, on_text, deadline)
+        first = answer.first_token_at
+        self._record(
+            request,
+            started,
+            answer.usage,
+            first_chunk=None if first is None else first - started,
+            error=error_code(answer.outcome, answer.error),
+        )
+        return answer
+
+    def _record(
+        self,
+        request: ChatRequest,
+        started: float,
+        usage: Usage | None,
+        *,
+        first_chunk: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.metrics.model_call(
+            request.model,
+            asyncio.get_running_loop().time() - started,
+            first_chunk_seconds=first_chunk,
+            input_tokens=usage.prompt_tokens if usage is not None else None,
+            output_tokens=usage.completion_tokens if usage is not None else None,
+            error=error,
+        )
 
     async def complete(self, request: ChatRequest, *, deadline: float | None = None) -> Completion:
         """One non-streamed answer through the same breaker and bulkhead, by ``deadline``.
@@ -160,6 +197,7 @@ class GuardedGlm:
         if not self.breaker.allow():
             raise GlmUnavailable("circuit breaker is open")
         recorded = False
+        started = loop.time()
         try:
             # The slot first, its wait bounded by the deadline (see _attempt).
             async with (
@@ -169,12 +207,15 @@ class GuardedGlm:
                 completion = await self.client.complete(request)
             self.breaker.record_success()
             recorded = True
+            self._record(request, started, completion.usage)
             return completion
         except TimeoutError:
             self.breaker.record_failure()
             recorded = True
+            self._record(request, started, None, error="timeout")
             raise GlmTimeout("no answer before the deadline") from None
         except GlmError as err:
+            self._record(request, started, None, error=error_code(Outcome.FAILED, err))
             if err.counts_as_failure:
                 self.breaker.record_failure()
             else:
@@ -310,3 +351,21 @@ class GuardedGlm:
         except Exception as err:
             log.exception("glm stream failed unexpectedly")
             raise GlmError(f"unexpected: {type(err).__name__}") from err
+
+
+def error_code(outcome: Outcome, error: GlmError | None) -> str | None:
+    """What ``bot_model_errors_total`` counts a failed call as: the provider's error code
+    (``1302``), else the HTTP status (``http_503``), else the kind of failure (``timeout``,
+    ``stalled``, ``connection_error``, ``empty_answer``...); None for a call that succeeded."""
+    if outcome is Outcome.TIMEOUT:
+        return "timeout"
+    if outcome is Outcome.STALLED:
+        return "stalled"
+    if error is None:
+        return None
+    if error.code:
+        return error.code
+    if error.status:
+        return f"http_{error.status}"
+    name = type(error).__name__.removeprefix("Glm") or "error"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -17,6 +17,7 @@ from adapters.slack import SlackChannel
 from adapters.slack_convert import BotIdentity
 from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import t
+from bot.observability import NO_METRICS
 from bot.reply import ReplyStream
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
@@ -89,7 +90,9 @@ def channel(**queue: int) -> tuple[SlackChannel, BlockingManager, list[tuple[Tur
         slack_signing_secret=SIGNING_SECRET,
     )
     manager = BlockingManager()
-    app = SimpleNamespace(settings=settings, manager=manager, store=None, journal=None)
+    app = SimpleNamespace(
+        settings=settings, manager=manager, store=None, journal=None, metrics=NO_METRICS
+    )
     work = SessionWorkQueue(**queue) if queue else None
     ch = SlackChannel(app, work=work)  # type: ignore[arg-type]
     ch.me = ME

@@ -16,6 +16,7 @@ from telegram import Update
 from adapters.telegram import SessionOrderedProcessor, TelegramChannel
 from adapters.telegram_convert import BotIdentity
 from bot.i18n import t
+from bot.observability import NO_METRICS
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
 from tests.bot.helpers import RecordingReply
@@ -188,7 +189,9 @@ class FakeManager:
 def channel() -> tuple[TelegramChannel, list[tuple[Turn, RecordingReply]]]:
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN)  # type: ignore[call-arg]
     manager = FakeManager()
-    app = SimpleNamespace(settings=settings, manager=manager, store=None, journal=None)
+    app = SimpleNamespace(
+        settings=settings, manager=manager, store=None, journal=None, metrics=NO_METRICS
+    )
     ch = TelegramChannel(app)  # type: ignore[arg-type]
     ch.me = BotIdentity(999, "glm_test_bot")
     sent: list[tuple[Turn, RecordingReply]] = []

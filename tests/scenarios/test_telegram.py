@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.i18n import t
 from tests.fakes.glm import FakeGlm, RecordedRequest, Reply, Sensitive
@@ -367,3 +370,82 @@ async def test_webhook_refuses_a_wrong_secret_and_answers_a_redelivery_once(
 
     assert len(glm.requests) == 1
     assert tg.bot_texts(MIN) == ["echo: 웹훅 질문"]
+
+
+# ---- operations: METRICS_PORT and LOG_FORMAT=json ---------------------------------------------
+
+
+async def http_status(http: aiohttp.ClientSession, url: str) -> int:
+    try:
+        async with http.get(url) as resp:
+            return resp.status
+    except aiohttp.ClientError:
+        return 0
+
+
+async def until_status(
+    http: aiohttp.ClientSession, url: str, wanted: int, within: float = 10.0
+) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while (got := await http_status(http, url)) != wanted:
+        assert asyncio.get_running_loop().time() < deadline, f"{url} answers {got}"
+        await asyncio.sleep(0.02)
+
+
+async def test_ops_endpoints_follow_the_bot_from_start_to_stop(
+    tg: FakeTelegram, glm: FakeGlm
+) -> None:
+    ops = f"http://127.0.0.1:{free_port()}"
+    words = [f"{i}번째 조각 " for i in range(1, 25)]
+    glm.enqueue(
+        Reply("안녕하세요", chunks=["안녕", "하세요"], delay=0.1),
+        Reply("".join(words), chunks=words, delay=0.1),
+        Reply("느린 답", chunks=["느린 ", "답"], delay=3.0),
+    )
+    env = {"METRICS_PORT": ops.rsplit(":", 1)[1], "LOG_FORMAT": "json"}
+    async with aiohttp.ClientSession() as http, running(tg, glm, **env) as proc:
+        assert await http_status(http, ops + "/livez") == 200
+        await until_status(http, ops + "/readyz", 200)
+        tg.say(tg.chats[MIN], tg.users[MIN], "안녕")
+        await answered(tg, MIN, "안녕하세요")
+        tg.say(tg.chats[GROUP], tg.users[MIN], "@glm_test_bot 세어 줘")
+        await tg.wait_for(lambda f: bool(f.calls_to("sendMessage", GROUP)), within=10)
+        tg.flood("editMessageText", GROUP, seconds=1)
+        await answered(tg, GROUP, "".join(words).strip())
+
+        async with http.get(ops + "/metrics") as resp:
+            samples = [
+                (s.name, dict(s.labels), s.value)
+                for family in text_string_to_metric_families(await resp.text())
+                for s in family.samples
+            ]
+
+        def total(name: str, **labels: str) -> float:
+            return sum(
+                v
+                for n, found, v in samples
+                if n == name and all(found.get(k) == x for k, x in labels.items())
+            )
+
+        assert total("bot_turns_total", platform="telegram", result="answered") == 2
+        assert total("bot_time_to_first_visible_seconds_count", platform="telegram") == 2
+        assert total("gen_ai_client_operation_duration_seconds_count") == 2
+        assert total("gen_ai_client_operation_time_to_first_chunk_seconds_count") == 2
+        assert total("gen_ai_client_token_usage_count", gen_ai_token_type="output") == 2
+        assert total("bot_platform_rate_limited_total", platform="telegram") == 1
+        assert (total("bot_turns_in_flight"), total("bot_breaker_open")) == (0, 0)
+        label_values = {v for _, found, _ in samples for v in found.values()}
+        assert str(MIN) not in label_values and str(GROUP) not in label_values
+
+        # SIGTERM with an answer in flight: not ready at once, alive while it finishes.
+        tg.say(tg.chats[MIN], tg.users[MIN], "천천히")
+        await glm.wait_for_requests(3)
+        proc.proc.terminate()
+        await until_status(http, ops + "/readyz", 503, within=2)
+        assert await http_status(http, ops + "/livez") == 200
+        await answered(tg, MIN, "느린 답")
+
+    entries = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    turns = [e for e in entries if e.get("result") == "answered"]
+    assert len(turns) == 3
+    assert all(e["session"].startswith("telegram:") and "total_ms" in e["timings"] for e in turns)
