@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, CallbackQuery, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
@@ -263,6 +263,7 @@ class TelegramChannel:
         self.journal = app.journal or TurnJournal(app.store)
         self._entries: dict[int, JournalEntry] = {}  # recorded updates, by update_id
         self._resumed: set[asyncio.Task[None]] = set()
+        self._menu: asyncio.Task[None] | None = None
 
     # -- lifecycle --
 
@@ -278,7 +279,8 @@ class TelegramChannel:
             self.journal.register(PLATFORM, self)  # turns a dead process left, once me is known
             bot = application.bot
             self.me = BotIdentity(bot.id, bot.username or "")
-            await self.register_commands()
+            # In the background: a 429 on the menu must not hold up serving.
+            self._menu = asyncio.create_task(self.register_commands(), name="telegram-menu")
             mode = await self._start_receiving()
             await application.start()
             log.info("telegram: @%s receiving updates by %s", self.me.username, mode)
@@ -350,6 +352,8 @@ class TelegramChannel:
             await asyncio.sleep(0.5)
 
     async def _stop(self) -> None:
+        if self._menu is not None:
+            self._menu.cancel()
         application = self.application
         updater = application.updater
         steps: list[tuple[str, Any]] = []
@@ -386,10 +390,13 @@ class TelegramChannel:
         bot = self.application.bot
         try:
             for lang, commands in COMMANDS.items():
-                await bot.set_my_commands(
-                    [BotCommand(name, text) for name, text in commands],
-                    language_code=None if lang == "en" else lang,
-                )
+                menu = [BotCommand(name, text) for name, text in commands]
+                code = None if lang == "en" else lang
+
+                async def set_menu(menu: list[BotCommand] = menu, code: str | None = code) -> bool:
+                    return bool(await bot.set_my_commands(menu, language_code=code))
+
+                await self.outbox.other("setMyCommands", set_menu)
         except TelegramError as exc:
             # The bot works without a menu; do not refuse to start over it.
             log.warning("telegram: setMyCommands failed: %s", exc)
@@ -402,8 +409,7 @@ class TelegramChannel:
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.callback_query is not None:
-            with contextlib.suppress(TelegramError):
-                await update.callback_query.answer()  # stops the button's spinner
+            await self.answer_callback(update.callback_query)
         decision = decide(update, self.me)
         if isinstance(decision, Ignore):
             log.debug("update %s ignored: %s", update.update_id, decision.reason)
@@ -507,8 +513,7 @@ class TelegramChannel:
         if not isinstance(update, Update):
             return
         if update.callback_query is not None:
-            with contextlib.suppress(TelegramError):
-                await update.callback_query.answer()  # stops the button's spinner
+            await self.answer_callback(update.callback_query)
         decision = decide(update, self.me)
         if isinstance(decision, Ignore):
             return
@@ -536,6 +541,11 @@ class TelegramChannel:
             log.warning("dedupe unavailable, answering anyway: %s", exc)
             return True
 
+    async def answer_callback(self, query: CallbackQuery) -> None:
+        """Stop a pressed button's spinner (always, a stale button too); paced like any call."""
+        with contextlib.suppress(TelegramError):
+            await self.outbox.other("answerCallbackQuery", query.answer)
+
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: error while handling an update: %r", context.error)
 
@@ -549,7 +559,9 @@ class TelegramChannel:
             return False
         if turn.user_id == turn.chat_id:
             return True  # an anonymous admin writes as the group itself
-        member = await self.application.bot.get_chat_member(int(turn.chat_id), int(turn.user_id))
+        bot = self.application.bot
+        chat, user = int(turn.chat_id), int(turn.user_id)
+        member = await self.outbox.other("getChatMember", lambda: bot.get_chat_member(chat, user))
         return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
     async def notify_admins(self, team: str, text: str) -> None:

@@ -240,6 +240,32 @@ class TelegramOutbox:
             finally:
                 self.sent(stamp)
 
+    async def other(self, what: str, call: Callable[[], Awaitable[T]], *, tries: int = 3) -> T:
+        """A call that shows no message (``setMyCommands``, ``answerCallbackQuery``,
+        ``getChatMember``): it takes no room in the chats' windows, but a 429 is honoured
+        (waited out, counted) and a network failure retried, like every other call."""
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except RetryAfter as exc:
+                seconds = retry_seconds(exc)
+                self.flood_waits += 1
+                self.metrics.platform_rate_limited("telegram")
+                failures += 1
+                if failures >= tries:
+                    raise
+                log.warning("flood wait on %s retry_after=%.0fs", what, seconds)
+                await asyncio.sleep(seconds)
+            except NetworkError as exc:
+                if isinstance(exc, BadRequest):
+                    raise
+                failures += 1
+                if failures >= tries:
+                    raise
+                log.warning("network error on %s, retrying: %s", what, exc)
+                await asyncio.sleep(0.5 * failures)
+
 
 def retry_seconds(exc: RetryAfter) -> float:
     with warnings.catch_warnings():

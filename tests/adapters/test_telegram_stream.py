@@ -513,3 +513,15 @@ def test_split_parts_fit_and_lose_nothing(text: str) -> None:
     assert all(utf16_len(p.strip()) <= 300 for p in parts)
     if "```" not in text:
         assert "".join(parts) == text
+
+
+async def test_calls_that_send_no_message_honour_a_429_too(
+    fake: FakeTelegram, outbox: TelegramOutbox
+) -> None:
+    fake.throttle("getChatMember", seconds=1)
+    started = asyncio.get_running_loop().time()
+    member = await outbox.other("getChatMember", lambda: outbox.bot.get_chat_member(GROUP, USER))
+    assert member.user.id == USER
+    assert asyncio.get_running_loop().time() - started >= 1.0  # Telegram's retry_after
+    assert [c.status for c in fake.calls if c.method == "getChatMember"] == [429, 200]
+    assert outbox.flood_waits == 1

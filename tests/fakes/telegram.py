@@ -372,6 +372,7 @@ class FakeTelegram:
         self._callback_ids: set[str] = set()
         self._sends: dict[tuple[str, int], deque[float]] = {}
         self._floods: list[tuple[str | None, int | None, int]] = []  # injected 429s
+        self._throttled: dict[str, list[float]] = {}  # injected 429s of any method
         self._blocked: dict[int, float] = {}
         self._refuse_html = 0
         self._changed = asyncio.Condition()
@@ -638,6 +639,11 @@ class FakeTelegram:
         """The next matching call gets a 429 and the chat is blocked for ``seconds``."""
         self._floods.append((method, chat_id, seconds))
 
+    def throttle(self, method: str, seconds: float = 1) -> None:
+        """The next call of ``method`` (any method, e.g. getChatMember) gets a 429 with
+        ``retry_after`` seconds, as the Bot API answers a bot that calls too often."""
+        self._throttled.setdefault(method, []).append(seconds)
+
     def refuse_formatting(self, count: int = 1) -> None:
         """The next ``count`` HTML texts fail to parse, as text with a stray "<" would."""
         self._refuse_html += count
@@ -706,8 +712,11 @@ class FakeTelegram:
             exc = ApiError(401, "Unauthorized")
         else:
             handler = getattr(self, f"_m_{method.lower()}", None)
+            throttled = self._throttled.get(method)
             if handler is None:
                 exc = ApiError(404, "Not Found")
+            elif throttled:
+                exc = _flood(throttled.pop(0))  # any method answers 429 when the bot floods
             else:
                 try:
                     result = await handler(params)
