@@ -156,7 +156,9 @@ def describe(settings: Settings, *, probe: bool = True) -> tuple[list[str], bool
             errors.append(f"{name}: no such file: {path}")
     lines.append(f"filter lists: {settings.banned_words_path}, {settings.allowed_words_path}")
     lines.append(f"weather: {settings.weather_geocoding_url}, {settings.weather_forecast_url}")
-    lines.append(f"log level: {settings.log_level}")
+    lines.append(f"log: {settings.log_level}, {settings.log_format}")
+    if settings.metrics_port is not None:
+        lines.append(f"operations: /livez, /readyz, /metrics on port {settings.metrics_port}")
     for warning in warnings:
         lines.append(f"WARNING: {warning}")
     for err in errors:
