@@ -122,6 +122,12 @@ class JournalEntry:
     id: str = ""
     recovered: bool = False  # taken over from a process that died
 
+    @property
+    def key(self) -> str:
+        """Unique across the streams (an entry id is unique within its stream only: two
+        streams on two Cluster masters give out the same id in the same millisecond)."""
+        return f"{self.stream} {self.id}"
+
 
 class Resumer(Protocol):
     """A channel's way back into a recorded turn (the journal knows no platform)."""
@@ -190,9 +196,9 @@ class TurnJournal:
         A cancelled ``run`` (shutdown past its grace) leaves the entry for the next process.
         """
         if entry.id:
-            if entry.id in self._begun:
+            if entry.key in self._begun:
                 return  # a recovered turn reached by two paths (the sweep and an order check)
-            self._begun[entry.id] = None
+            self._begun[entry.key] = None
             while len(self._begun) > BEGUN_MEMORY:
                 self._begun.popitem(last=False)
         try:
@@ -205,7 +211,7 @@ class TurnJournal:
             else:
                 await run()
         except BaseException:
-            self._begun.pop(entry.id, None)  # not finished: the next process takes it
+            self._begun.pop(entry.key, None)  # not finished: the next process takes it
             raise
         await self.done(entry)
 
@@ -380,10 +386,10 @@ class RedisTurnJournal(TurnJournal):
             # Still pending under our (live) name, so nobody takes it over; retried with
             # the next heartbeat.
             log.warning("journal: turn %s not marked done yet: %s", entry.id, exc)
-            self._unacked[entry.id] = entry
+            self._unacked[entry.key] = entry
             return
-        self._unacked.pop(entry.id, None)
-        self._claimed.pop(entry.id, None)
+        self._unacked.pop(entry.key, None)
+        self._claimed.pop(entry.key, None)
 
     # --- takeover ---------------------------------------------------------------------
 
@@ -446,9 +452,9 @@ class RedisTurnJournal(TurnJournal):
 
     def _hand_over(self, entry: JournalEntry) -> None:
         resumer = self.resumers.get(entry.platform)
-        if resumer is None or entry.id in self._claimed or entry.id in self._begun:
+        if resumer is None or entry.key in self._claimed or entry.key in self._begun:
             return
-        self._claimed[entry.id] = entry
+        self._claimed[entry.key] = entry
         resumer.resume_later(entry)
 
     @staticmethod
@@ -500,7 +506,8 @@ class RedisTurnJournal(TurnJournal):
                 others = [
                     p
                     for p in pending
-                    if p["consumer"] != self.consumer or str(p["message_id"]) in self._claimed
+                    if p["consumer"] != self.consumer
+                    or f"{entry.stream} {p['message_id']!s}" in self._claimed
                 ]
                 if not others:
                     return [], False
@@ -514,7 +521,7 @@ class RedisTurnJournal(TurnJournal):
                         continue
                     entry_id, owner = str(p["message_id"]), str(p["consumer"])
                     if owner == self.consumer:
-                        mine.append(self._claimed.pop(entry_id))
+                        mine.append(self._claimed.pop(f"{entry.stream} {entry_id}"))
                     elif await self.client.exists(self.alive_key(owner)):
                         return [], True
                     else:
@@ -523,8 +530,8 @@ class RedisTurnJournal(TurnJournal):
             log.warning("journal: order check skipped: %s", exc)
             return [], False
         for early in mine:
-            self._claimed.pop(early.id, None)
-        return [e for e in mine if e.id not in self._begun], False
+            self._claimed.pop(early.key, None)
+        return [e for e in mine if e.key not in self._begun], False
 
     @contextlib.contextmanager
     def _translate(self, what: str) -> Iterator[None]:

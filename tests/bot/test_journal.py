@@ -199,3 +199,21 @@ async def test_a_lease_has_one_holder_until_it_closes(store: RedisSessionStore) 
     await a.close()
     assert await b.lease("telegram-poller:1") is None
     await b.close()
+
+
+async def test_entries_of_two_streams_with_the_same_id_are_both_answered(
+    store: RedisSessionStore,
+) -> None:
+    # Stream ids are unique within a stream only: two Cluster masters give out the same id
+    # in the same millisecond. Both turns must run (one was silently skipped before).
+    j = journal(store, "a")
+    ran: list[str] = []
+    for platform, session in (("telegram", SESSION), ("telegram", OTHER)):
+        stream = j.stream_key(platform, session) + ":same-id-test"
+        entry = JournalEntry(platform, session, f"d-{session}", {}, stream, "1700000000000-0")
+
+        async def run(session: str = session) -> None:
+            ran.append(session)
+
+        await j.process(entry, run)
+    assert ran == [SESSION, OTHER]
