@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the bot into it; with --dev also the test tools and redis-server.
+# Creates .venv and installs the bot into it; with --dev also the test tools, redis-server
+# and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ fi
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   command -v redis-server >/dev/null || apt_install redis-server
+  # nginx: the replicas scenario runs two bots behind deploy/nginx-replicas.conf.
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
