@@ -369,6 +369,8 @@ async def run_channels(settings: Settings, channels: list[str]) -> int:
         except asyncio.CancelledError:
             if ops is not None:
                 ops.mark_stopping()
+            if app.journal is not None:
+                app.journal.stop_taking_over()  # a turn taken now would only be cut
             await _stop_channels(runners)
             raise
         failed = [r.exception() for r in done if not r.cancelled() and r.exception()]

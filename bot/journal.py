@@ -175,6 +175,10 @@ class TurnJournal:
     async def close(self) -> None:
         return None
 
+    def stop_taking_over(self) -> None:
+        """Shutting down: take no more turns from dead processes (the heartbeat goes on)."""
+        return None
+
     async def record(
         self, platform: str, delivery: str, session: str, payload: dict[str, Any]
     ) -> JournalEntry | None:
@@ -295,6 +299,11 @@ class RedisTurnJournal(TurnJournal):
             loop.create_task(self._every(self.takeover_seconds / 3, self._beat), name="journal"),
             loop.create_task(self._every(self.sweep_seconds, self.sweep), name="journal-sweep"),
         ]
+
+    def stop_taking_over(self) -> None:
+        for task in self._tasks:
+            if task.get_name() == "journal-sweep":
+                task.cancel()
 
     async def close(self) -> None:
         for task in self._tasks:

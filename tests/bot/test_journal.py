@@ -217,3 +217,20 @@ async def test_entries_of_two_streams_with_the_same_id_are_both_answered(
 
         await j.process(entry, run)
     assert ran == [SESSION, OTHER]
+
+
+async def test_a_stopping_process_takes_no_more_turns_but_keeps_its_heartbeat(
+    store: RedisSessionStore,
+) -> None:
+    dead = journal(store, "dead", takeover_seconds=0.3)
+    await dead._beat()
+    assert await dead.record("telegram", "telegram::40", SESSION, {}) is not None
+    stopping = journal(store, "stopping", takeover_seconds=0.6, sweep_seconds=0.1)
+    resumed = Resumed()
+    stopping.register("telegram", resumed)
+    await stopping.start()
+    stopping.stop_taking_over()  # SIGTERM arrived
+    await asyncio.sleep(1.5)  # the dead one's turn is claimable, and two heartbeats passed
+    assert resumed.later == []
+    assert await store.client.exists(stopping.alive_key("stopping"))
+    await stopping.close()
