@@ -30,6 +30,7 @@ from adapters.slack_convert import (
     command_turn,
     decide,
 )
+from adapters.slack_markdown import render_mrkdwn
 from adapters.slack_stream import (
     POST,
     REPLIES,
@@ -38,7 +39,6 @@ from adapters.slack_stream import (
     SlackReplyStream,
     SlackTarget,
     error_code,
-    render_mrkdwn,
 )
 from adapters.turns import answer_turn, noted
 from adapters.work_queue import Admission, SessionWorkQueue

@@ -22,10 +22,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from adapters.slack import SlackChannel
+from adapters.slack_markdown import ZWSP
 from adapters.slack_stream import (
     POST,
     START,
-    ZWSP,
     Mode,
     SlackPolicy,
     SlackReplyStream,
