@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.pacing import Window, margin
 from adapters.slack_markdown import (
     choose_cut,
     escape,
@@ -46,14 +47,6 @@ THINKING = {"ko": "답변을 준비하고 있어요…", "en": "is thinking…"}
 
 
 # ---- Slack's limits, shared by every answer of the process --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """At most ``limit`` calls in any ``span`` seconds."""
-
-    span: float
-    limit: int
 
 
 # https://docs.slack.dev/apis/web-api/rate-limits: per method, per workspace, per app.
@@ -94,11 +87,6 @@ class SlackPolicy:
     max_part: int = 4000  # longer answers continue in follow-up messages
     stream_retry: float = 600.0  # after streaming was refused, post instead for this long
     max_attempts: int = 6  # a call that must arrive is tried this often (429s, network)
-
-    @staticmethod
-    def margin(span: float) -> float:
-        # Slack counts a call when it arrives; our clock runs a little ahead of or behind that.
-        return 0.05 + span * 0.01
 
 
 @dataclass(slots=True)
@@ -150,7 +138,7 @@ class SlackBudget:
         self._no_status: set[tuple[str, bool]] = set()
         windows = [*self.policy.methods.values(), *self.policy.per_channel.values()]
         longest = max((w.span for w in windows), default=60.0)
-        self._keep = longest + self.policy.margin(longest)
+        self._keep = longest + margin(longest)
 
     # -- capabilities learnt from Slack's answers --
 
@@ -196,7 +184,7 @@ class SlackBudget:
         now = self.clock()
         wait = self.blocked_for(team, method)
         for key, window in self._windows(team, method, channel):
-            span = window.span + self.policy.margin(window.span)
+            span = window.counted
             recent = self._recent(key, span, now)
             reserved = self._reserved[key]
             limit = window.limit

@@ -26,6 +26,7 @@ from telegram import (
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
+from adapters.pacing import Window, margin
 from adapters.telegram_markdown import MAX_MESSAGE, render, split_message
 from bot.observability import NO_METRICS, FirstVisible, Metrics
 from bot.reply import Button, ReplyStream
@@ -42,12 +43,10 @@ _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview appearing mid-st
 # ---- flood limits shared by every answer ------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """At most ``limit`` sends in any ``span`` seconds."""
-
-    span: float
-    limit: int
+PER_CHAT = Window(1.0, 1)
+PER_GROUP = Window(60.0, 20)
+PER_BOT = Window(1.0, 30)
+DRAFTS = (Window(0.5, 1), Window(5.0, 20), Window(30.0, 40))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +59,15 @@ class FloodPolicy:
     the next, so a draft every 0.5 s reads as smoothly as a faster one, with fewer calls.
     """
 
-    chat: Window = Window(1.0, 1)
-    group: Window = Window(60.0, 20)
-    bot: Window = Window(1.0, 30)
-    drafts: tuple[Window, ...] = (Window(0.5, 1), Window(5.0, 20), Window(30.0, 40))
+    chat: Window = PER_CHAT
+    group: Window = PER_GROUP
+    bot: Window = PER_BOT
+    drafts: tuple[Window, ...] = DRAFTS
     group_reserve: int = 3  # group slots interim edits leave free for final messages
     typing_interval: float = 4.5  # the typing status lasts 5 s on the client
     # A draft is a 30-second preview: when the model pauses, the same draft is sent again
     # after this long, so the answer does not vanish from the screen meanwhile (0: never).
     draft_refresh: float = 20.0
-
-    @staticmethod
-    def slack(span: float) -> float:
-        # The server stamps a send a little later than we do; a window that is exactly full
-        # on our clock could be one over on Telegram's.
-        return 0.05 + span * 0.01
 
 
 @dataclass(slots=True)
@@ -119,7 +112,7 @@ class TelegramOutbox:
         self._draft_ids = itertools.count(random.randrange(1, 2**30))
         spans = [w.span for w in (self.policy.chat, self.policy.group, self.policy.bot)]
         spans += [w.span for w in self.policy.drafts]
-        self._keep = max(spans) + self.policy.slack(max(spans))  # older sends never matter
+        self._keep = max(spans) + margin(max(spans))  # older sends never matter
 
     def next_draft_id(self) -> int:
         """A fresh non-zero draft id: updates of one draft animate, a new id starts a new one."""
@@ -142,7 +135,7 @@ class TelegramOutbox:
             ledger = self._ledgers.get(key)
             if ledger is None or not ledger.sends:
                 continue
-            span = window.span + self.policy.slack(window.span)
+            span = window.counted
             # Telegram counts a send when it arrives, somewhere between our start and its
             # answer: one still in flight may be arriving right now.
             recent = sorted(

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from adapters.pacing import Window
 from adapters.slack import SlackChannel
 from adapters.slack_markdown import ZWSP
 from adapters.slack_stream import (
@@ -30,7 +31,6 @@ from adapters.slack_stream import (
     SlackPolicy,
     SlackReplyStream,
     SlackTarget,
-    Window,
 )
 from bench.common import banner, free_port, summary
 from bot.app import App, build_app

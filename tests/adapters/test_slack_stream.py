@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.pacing import Window
 from adapters.slack_markdown import ZWSP
 from adapters.slack_stream import (
     APPEND,
@@ -23,7 +24,6 @@ from adapters.slack_stream import (
     SlackPolicy,
     SlackReplyStream,
     SlackTarget,
-    Window,
 )
 from tests.fakes.slack import TEAM, TOKEN, FakeSlack, Limits
 from tests.fakes.slack import Window as FakeWindow

@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram import Bot
 
+from adapters.pacing import Window
 from adapters.telegram_markdown import render, split_message, utf16_len
 from adapters.telegram_stream import (
     ChatTarget,
     FloodPolicy,
     TelegramOutbox,
     TelegramReplyStream,
-    Window,
 )
 from bot.reply import Button
 from tests.fakes.telegram import TOKEN, Call, FakeTelegram, Limits, parse_html
