@@ -26,7 +26,8 @@ from telegram.ext import (
 
 from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, decide
 from adapters.telegram_markdown import markdown_to_html
-from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramOutbox, TelegramReplyStream
+from adapters.telegram_pacing import FloodPolicy, TelegramOutbox
+from adapters.telegram_stream import ChatTarget, TelegramReplyStream
 from adapters.turns import answer_turn, noted
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal

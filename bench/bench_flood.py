@@ -30,7 +30,7 @@ from typing import Any
 
 from adapters.slack import SlackChannel
 from adapters.telegram import TelegramChannel
-from adapters.telegram_stream import FloodPolicy
+from adapters.telegram_pacing import FloodPolicy
 from adapters.work_queue import MAX_WAITING
 from bench.bench_slack import LIFTED
 from bench.bench_slack import first_showing as slack_first_showing

@@ -20,7 +20,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from adapters.telegram import TelegramChannel
-from adapters.telegram_stream import ChatTarget, FloodPolicy, TelegramReplyStream
+from adapters.telegram_pacing import FloodPolicy
+from adapters.telegram_stream import ChatTarget, TelegramReplyStream
 from bench.common import banner, summary
 from bot.app import App, build_app
 from bot.settings import Settings

@@ -14,10 +14,9 @@ from telegram import Bot
 
 from adapters.pacing import Window
 from adapters.telegram_markdown import render, split_message, utf16_len
+from adapters.telegram_pacing import FloodPolicy, TelegramOutbox
 from adapters.telegram_stream import (
     ChatTarget,
-    FloodPolicy,
-    TelegramOutbox,
     TelegramReplyStream,
 )
 from bot.reply import Button
