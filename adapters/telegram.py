@@ -32,7 +32,7 @@ from adapters.turns import answer_turn, noted
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
 from bot.reply import CUT_NOTICE_SECONDS, ReplyStream
-from bot.sessions.base import SessionStoreError
+from bot.sessions.base import SessionStoreError, first_delivery
 from bot.turn import Turn
 
 if TYPE_CHECKING:
@@ -533,14 +533,9 @@ class TelegramChannel:
 
     async def _first_delivery(self, turn: Turn) -> bool:
         """The manager de-duplicates text turns; media replies are de-duplicated here alike."""
-        try:
-            return await self.app.store.claim_delivery(
-                f"{turn.platform}:{turn.team_id}:{turn.delivery_id}",
-                self.app.manager.config.dedupe_ttl_seconds,
-            )
-        except SessionStoreError as exc:
-            log.warning("dedupe unavailable, answering anyway: %s", exc)
-            return True
+        return await first_delivery(
+            self.app.store, turn.delivery_key, self.app.manager.config.dedupe_ttl_seconds
+        )
 
     async def answer_callback(self, query: CallbackQuery) -> None:
         """Stop a pressed button's spinner (always, a stale button too); paced like any call."""

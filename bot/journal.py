@@ -31,15 +31,15 @@ import logging
 import os
 import secrets
 import socket
-import sys
 import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from bot.sessions.base import SessionStore, SessionStoreError
+from bot.sessions import on_redis, redis_errors
+from bot.sessions.base import SessionStore, SessionStoreError, first_delivery
 from bot.turn import SessionKey
 
 if TYPE_CHECKING:
@@ -56,20 +56,6 @@ ORDER_WAIT_SECONDS = 30.0  # a turn waits at most this long for an earlier one e
 MAX_AGE_SECONDS = 86_400.0  # a turn older than this is dropped rather than answered
 ANSWERED_MEMORY = 16  # deliveries a session remembers as answered
 BEGUN_MEMORY = 10_000  # entry ids a process remembers having begun
-
-
-def _backend_errors() -> tuple[type[Exception], ...]:
-    """What a Redis call raises when Redis fails. Imported when first needed: redis-py takes
-    0.05-0.1 s and 6 MB to import, which runs without Redis (the terminal chat) never need."""
-    from redis.exceptions import RedisClusterException, RedisError
-
-    return (RedisError, RedisClusterException, OSError)
-
-
-def _on_redis(store: SessionStore) -> TypeGuard[RedisSessionStore]:
-    """The store is a RedisSessionStore (whose module is then imported already)."""
-    module = sys.modules.get("bot.sessions.redis")
-    return module is not None and isinstance(store, module.RedisSessionStore)
 
 
 # Record a delivery once: mark it seen (same hash tag as the stream), append it and deliver
@@ -183,13 +169,7 @@ class TurnJournal:
         self, platform: str, delivery: str, session: str, payload: dict[str, Any]
     ) -> JournalEntry | None:
         """The entry for a new delivery, or None for a re-delivery (already recorded)."""
-        try:
-            first = await self.store.claim_delivery(delivery, self.dedupe_ttl_seconds)
-        except SessionStoreError as exc:
-            # Better to risk answering a re-delivery twice than to drop a message.
-            log.warning("dedupe unavailable, answering anyway: %s", exc)
-            first = True
-        if not first:
+        if not await first_delivery(self.store, delivery, self.dedupe_ttl_seconds):
             return None
         return JournalEntry(platform, session, delivery, payload)
 
@@ -313,7 +293,7 @@ class RedisTurnJournal(TurnJournal):
                 await task
         self._tasks = []
         # Turns still pending under our name, and our leases, are free to take at once.
-        with contextlib.suppress(*_backend_errors()):
+        with contextlib.suppress(*redis_errors()):
             await self.client.delete(self.alive_key(self.consumer))
             for name in self._leases:
                 await self.client.eval(_RELEASE_SCRIPT, 1, self.lease_key(name), self.consumer)
@@ -377,7 +357,7 @@ class RedisTurnJournal(TurnJournal):
                 delivery,
                 body,
             )
-        except _backend_errors() as exc:
+        except redis_errors() as exc:
             raise JournalUnavailable(f"journal record failed: {type(exc).__name__}") from exc
         if not entry_id:
             return None
@@ -391,7 +371,7 @@ class RedisTurnJournal(TurnJournal):
                 pipe.xack(entry.stream, GROUP, entry.id)
                 pipe.xdel(entry.stream, entry.id)
                 await pipe.execute()
-        except _backend_errors() as exc:
+        except redis_errors() as exc:
             # Still pending under our (live) name, so nobody takes it over; retried with
             # the next heartbeat.
             log.warning("journal: turn %s not marked done yet: %s", entry.id, exc)
@@ -546,7 +526,7 @@ class RedisTurnJournal(TurnJournal):
     def _translate(self, what: str) -> Iterator[None]:
         try:
             yield
-        except _backend_errors() as exc:
+        except redis_errors() as exc:
             raise SessionStoreError(f"journal {what} failed: {type(exc).__name__}") from exc
 
 
@@ -559,6 +539,6 @@ def _age_seconds(entry_id: str) -> float:
 
 def build_journal(store: SessionStore, *, dedupe_ttl_seconds: int = 86_400) -> TurnJournal:
     """Durable with Redis, de-duplication only in memory."""
-    if _on_redis(store):
+    if on_redis(store):
         return RedisTurnJournal(store, dedupe_ttl_seconds=dedupe_ttl_seconds)
     return TurnJournal(store, dedupe_ttl_seconds=dedupe_ttl_seconds)

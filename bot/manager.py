@@ -32,7 +32,14 @@ from bot.journal import note_answered
 from bot.observability import NO_METRICS, Metrics
 from bot.ratelimit import RateLimiter, rate_key
 from bot.reply import ReplyStream
-from bot.sessions.base import LockTimeout, Message, Session, SessionStore, SessionStoreError
+from bot.sessions.base import (
+    LockTimeout,
+    Message,
+    Session,
+    SessionStore,
+    SessionStoreError,
+    first_delivery,
+)
 from bot.turn import SessionKey, SessionScope, Turn
 
 log = logging.getLogger(__name__)
@@ -304,14 +311,7 @@ class ConversationManager:
         return last if isinstance(last, str) and last else lang
 
     async def _first_delivery(self, turn: Turn) -> bool:
-        try:
-            return await self.store.claim_delivery(
-                turn.delivery_key, self.config.dedupe_ttl_seconds
-            )
-        except SessionStoreError as exc:
-            # Better to risk answering a re-delivery twice than to drop a message.
-            log.warning("dedupe unavailable, answering anyway: %s", exc)
-            return True
+        return await first_delivery(self.store, turn.delivery_key, self.config.dedupe_ttl_seconds)
 
     async def _locked_turn(
         self,

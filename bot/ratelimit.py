@@ -11,37 +11,23 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Protocol
 
+from bot.sessions import on_redis, redis_errors
 from bot.sessions.base import SessionStore, SessionStoreError
 from bot.turn import Turn
 
 if TYPE_CHECKING:
-    from bot.sessions.redis import RedisClient, RedisSessionStore
+    from bot.sessions.redis import RedisClient
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PER_MINUTE = 20
-
-
-def _backend_errors() -> tuple[type[Exception], ...]:
-    """What a Redis call raises when Redis fails. Imported when first needed: redis-py takes
-    0.05-0.1 s and 6 MB to import, which runs without Redis (the terminal chat) never need."""
-    from redis.exceptions import RedisClusterException, RedisError
-
-    return (RedisError, RedisClusterException, OSError)
-
-
-def _on_redis(store: SessionStore) -> TypeGuard[RedisSessionStore]:
-    """The store is a RedisSessionStore (whose module is then imported already)."""
-    module = sys.modules.get("bot.sessions.redis")
-    return module is not None and isinstance(store, module.RedisSessionStore)
 
 
 _WARN_EVERY = 60.0  # seconds between warnings while Redis keeps failing
@@ -173,7 +159,7 @@ class RedisRateLimiter:
             wait_ms = await self.client.eval(
                 _GCRA_SCRIPT, 1, self.key(key), self._interval_ms, self._period_ms
             )
-        except _backend_errors() as exc:
+        except redis_errors() as exc:
             self._warn(exc)
             return ALLOWED  # better an answer too many than none while Redis is away
         wait = int(wait_ms)
@@ -182,7 +168,7 @@ class RedisRateLimiter:
     async def forget(self, key: str) -> None:
         try:
             await self.client.delete(self.key(key))
-        except _backend_errors() as exc:
+        except redis_errors() as exc:
             raise SessionStoreError(f"rate limit key not deleted: {type(exc).__name__}") from None
 
     def _warn(self, exc: BaseException) -> None:
@@ -203,6 +189,6 @@ def build_rate_limiter(settings: Settings, store: SessionStore) -> RateLimiter |
     per_minute = settings.user_rate_limit_per_minute
     if per_minute <= 0:
         return None
-    if _on_redis(store):
+    if on_redis(store):
         return RedisRateLimiter(store.client, per_minute, prefix=store.prefix)
     return MemoryRateLimiter(per_minute)

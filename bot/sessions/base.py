@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from bot.turn import SessionKey
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -156,3 +159,13 @@ class SessionStore(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+async def first_delivery(store: SessionStore, delivery: str, ttl_seconds: int) -> bool:
+    """``store.claim_delivery``, and True when the store cannot tell: better to risk answering a
+    re-delivery twice than to drop a message."""
+    try:
+        return await store.claim_delivery(delivery, ttl_seconds)
+    except SessionStoreError as exc:
+        log.warning("dedupe unavailable, answering anyway: %s", exc)
+        return True
