@@ -54,8 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-JOURNAL_CONTEXT = "journal_entry"  # where the journal middleware leaves an event's entry
-DUPLICATE = object()  # ... or this, for an event recorded before (a Slack retry)
+JOURNAL_CONTEXT = "journal_entry"  # where the journal middleware leaves a Recorded event
 LISTEN_HOST = "0.0.0.0"  # Slack (or the proxy in front) must reach it
 FATAL_AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
@@ -81,6 +80,15 @@ class SlackOptions:
 
     def convert(self) -> ConvertOptions:
         return ConvertOptions(scope=self.session_scope, thread_replies=self.thread_replies)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What the journal middleware made of an event, for the listener: its decision, and its
+    journal entry (None: a re-delivery, recorded before)."""
+
+    inbound: Inbound
+    entry: JournalEntry | None
 
 
 class EphemeralReply(ReplyStream):
@@ -385,20 +393,21 @@ class SlackChannel:
                 except JournalUnavailable as exc:
                     log.warning("slack: event %s refused, Slack retries: %s", turn.delivery_id, exc)
                     return BoltResponse(status=503, body="")
-                context[JOURNAL_CONTEXT] = entry if entry is not None else DUPLICATE
+                context[JOURNAL_CONTEXT] = Recorded(decision, entry)
         await next()
         return None
 
-    async def on_event(self, body: dict[str, Any], entry: object = None) -> None:
-        """Bolt listener (acked already): decide, and answer in the background."""
-        if entry is DUPLICATE:
+    async def on_event(self, body: dict[str, Any], recorded: Recorded | None = None) -> None:
+        """Bolt listener (acked already): decide (the middleware did, for what it recorded),
+        and answer in the background."""
+        if recorded is not None and recorded.entry is None:
             log.info("duplicate delivery %s ignored", body.get("event_id"))
             return
-        decision = decide(body, self.me, self.convert)
+        decision = recorded.inbound if recorded is not None else decide(body, self.me, self.convert)
         if isinstance(decision, Ignore):
             log.debug("event %s ignored: %s", body.get("event_id"), decision.reason)
             return
-        journaled = entry if isinstance(entry, JournalEntry) else None
+        journaled = recorded.entry if recorded is not None else None
         turn = decision.turn
         # Turns of one session run in the order they were sent (a DM's messages are each in
         # their own thread, but one conversation).
