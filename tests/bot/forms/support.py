@@ -16,6 +16,7 @@ from bot.forms.builtin.weather import OpenMeteoClient, WeatherSource
 from bot.forms.extractors import CityGazetteer, Utterance
 from bot.forms.korean import KoreanAnalyzer
 from bot.forms.registry import FormDeps, FormRegistry, build_registry
+from bot.forms.runtime import FormsRuntime, build_forms
 from bot.forms.stage import SlotFillingStage, StageConfig
 from bot.forms.toolcall import ToolExtractor
 from bot.glm.guarded import GuardedGlm
@@ -198,3 +199,18 @@ async def running(
         finally:
             await client.close()
             await rig.manager.glm.client.close()
+
+
+async def forms_on(manager: ConversationManager, weather: FakeOpenMeteo) -> FormsRuntime:
+    """The forms runtime as the app builds it (Kiwi loaded), on ``manager``'s store and model
+    and this fake weather service, installed as the manager's forms stage."""
+    forms = await build_forms(
+        store=manager.store,
+        glm=manager.glm,
+        model="glm-4.5",
+        geocoding_url=weather.geocoding_url,
+        forecast_url=weather.forecast_url,
+        offline=False,
+    )
+    manager.forms = forms.stage
+    return forms

@@ -11,11 +11,10 @@ import pytest
 
 from bot.forms.builtin.intake import RecordSubmissionStore
 from bot.forms.korean import KoreanAnalyzer
-from bot.forms.runtime import build_forms
 from bot.forms.stage import SlotFillingStage
 from bot.manager import TurnResult
 from bot.sessions.memory import MemorySessionStore
-from tests.bot.forms.support import Clock, open_meteo, registry
+from tests.bot.forms.support import Clock, forms_on, open_meteo, registry
 from tests.bot.helpers import RecordingReply, make_manager, turn
 from tests.fakes.glm import FakeGlm
 from tests.fakes.weather import FakeOpenMeteo
@@ -41,15 +40,7 @@ async def test_forms_and_answers_go_on_when_kiwi_fails_to_load(
     async with FakeGlm() as glm, FakeOpenMeteo() as weather:
         manager = make_manager(glm.base_url, glm.api_key, store, phrase_form_answers=False)
         with caplog.at_level(logging.INFO):
-            forms = await build_forms(
-                store=store,
-                glm=manager.glm,
-                model="glm-4.5",
-                geocoding_url=weather.geocoding_url,
-                forecast_url=weather.forecast_url,
-                offline=False,
-            )
-            manager.forms = forms.stage
+            forms = await forms_on(manager, weather)
             try:
                 replies = []
                 for user, text in [

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from bot.forms.korean import KoreanAnalyzer
-from bot.forms.runtime import build_forms, load_analyzer_before_serving
+from bot.forms.runtime import load_analyzer_before_serving
 from bot.manager import TurnResult
 from bot.sessions.memory import MemorySessionStore
-from tests.bot.forms.support import gazetteer
+from tests.bot.forms.support import forms_on, gazetteer
 from tests.bot.helpers import RecordingReply, make_manager, turn
 from tests.fakes.glm import FakeGlm
 from tests.fakes.weather import FakeOpenMeteo
@@ -49,15 +49,7 @@ async def test_turns_find_kiwi_loaded_and_the_loop_never_freezes() -> None:
     store = MemorySessionStore()
     async with FakeGlm() as glm, FakeOpenMeteo() as weather:
         manager = make_manager(glm.base_url, glm.api_key, store, phrase_form_answers=False)
-        forms = await build_forms(
-            store=store,
-            glm=manager.glm,
-            model="glm-4.5",
-            geocoding_url=weather.geocoding_url,
-            forecast_url=weather.forecast_url,
-            offline=False,
-        )
-        manager.forms = forms.stage
+        forms = await forms_on(manager, weather)
         lag = LoopLag()
         try:
             # Loaded by the time the bot is built: no turn waits for it, none shares the GIL.
