@@ -31,19 +31,13 @@ from adapters.slack_convert import (
     decide,
 )
 from adapters.slack_markdown import render_mrkdwn
-from adapters.slack_stream import (
-    POST,
-    REPLIES,
-    SlackBudget,
-    SlackPolicy,
-    SlackReplyStream,
-    SlackTarget,
-    error_code,
-)
+from adapters.slack_pacing import POST, REPLIES, SlackBudget, SlackPolicy, error_code
+from adapters.slack_stream import SlackReplyStream, SlackTarget
 from adapters.turns import answer_turn, noted
 from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
+from bot.pacing import build_ledger
 from bot.reply import Button, ReplyStream
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
@@ -175,7 +169,7 @@ class BotThreads:
                 log.warning("thread lookup failed channel=%s: %s", channel, reason)
                 return False
             finally:
-                self.budget.sent(stamp)
+                await self.budget.sent(stamp)
             for message in response.get("messages") or []:
                 if message.get("user") == self.me.user_id or (
                     self.me.bot_id and message.get("bot_id") == self.me.bot_id
@@ -205,7 +199,7 @@ class SlackChannel:
         self.app = app
         self.options = options or SlackOptions.from_settings(settings)
         self.convert = self.options.convert()
-        self.budget = SlackBudget(policy, metrics=app.metrics)
+        self.budget = SlackBudget(policy, metrics=app.metrics, ledger=build_ledger(app.store))
         self._own_session = session is None
         self.session = session  # one connection pool for every Web API call
         self.client = AsyncWebClient(
@@ -531,7 +525,7 @@ class SlackChannel:
                 reason = error_code(exc) if isinstance(exc, SlackApiError) else repr(exc)
                 log.warning("slack: admin %s not notified: %s", admin, reason)
             finally:
-                self.budget.sent(stamp)
+                await self.budget.sent(stamp)
 
 
 async def run(app: App) -> None:

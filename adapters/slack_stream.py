@@ -7,17 +7,14 @@ import contextlib
 import enum
 import logging
 import math
-import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from adapters.pacing import Window, margin
 from adapters.slack_markdown import (
     choose_cut,
     escape,
@@ -26,249 +23,29 @@ from adapters.slack_markdown import (
     next_start,
     render_mrkdwn,
 )
+from adapters.slack_pacing import (
+    APPEND,
+    DELETE,
+    POST,
+    START,
+    STATUS,
+    STOP,
+    UPDATE,
+    SlackBudget,
+    error_code,
+    is_rate_limited,
+    retry_after,
+)
 from bot.i18n import detect_language
-from bot.observability import NO_METRICS, FirstVisible, Metrics
+from bot.observability import FirstVisible
+from bot.pacing import Reservation, Stamp
 from bot.reply import Button, ReplyStream
 from bot.turn import Turn
 
 log = logging.getLogger(__name__)
 
-START = "chat.startStream"
-APPEND = "chat.appendStream"
-STOP = "chat.stopStream"
-POST = "chat.postMessage"
-UPDATE = "chat.update"
-DELETE = "chat.delete"
-STATUS = "assistant.threads.setStatus"
-REPLIES = "conversations.replies"
-
 # What the "<app> is thinking…" status line says while the model has not written yet.
 THINKING = {"ko": "답변을 준비하고 있어요…", "en": "is thinking…"}
-
-
-# ---- Slack's limits, shared by every answer of the process --------------------------------------
-
-
-# https://docs.slack.dev/apis/web-api/rate-limits: per method, per workspace, per app.
-TIER_1 = Window(60.0, 1)
-TIER_2 = Window(60.0, 20)
-TIER_3 = Window(60.0, 50)
-TIER_4 = Window(60.0, 100)
-
-DEFAULT_METHODS: Mapping[str, Window] = {
-    START: TIER_2,
-    APPEND: TIER_4,
-    STOP: TIER_2,
-    UPDATE: TIER_3,
-    DELETE: TIER_3,
-    STATUS: TIER_3,
-    REPLIES: TIER_3,
-    # chat.postMessage is a special tier: about one a second per channel (below), and
-    # "several hundred a minute" for the workspace.
-    POST: Window(60.0, 300),
-}
-DEFAULT_PER_CHANNEL: Mapping[str, Window] = {POST: Window(1.0, 1)}
-
-
-@dataclass(frozen=True, slots=True)
-class SlackPolicy:
-    """The documented limits, and how one answer paces itself within them.
-
-    ``interim_share``: interim calls (appends, edits of a growing answer, the status line) never
-    take more than this share of a window, so that every answer can still start, get its final
-    edit and stop; past half of a window they slow to its sustainable rate.
-    """
-
-    methods: Mapping[str, Window] = field(default_factory=lambda: dict(DEFAULT_METHODS))
-    per_channel: Mapping[str, Window] = field(default_factory=lambda: dict(DEFAULT_PER_CHANNEL))
-    interim_share: float = 0.7
-    append_interval: float = 0.8  # a stream gets new text at most this often (batched)
-    update_interval: float = 1.2  # a posted answer is edited at most this often
-    max_part: int = 4000  # longer answers continue in follow-up messages
-    stream_retry: float = 600.0  # after streaming was refused, post instead for this long
-    max_attempts: int = 6  # a call that must arrive is tried this often (429s, network)
-
-
-@dataclass(slots=True)
-class _Stamp:
-    """When a call happened: first when it started, then when its answer came back."""
-
-    at: float
-
-
-class Reservation:
-    """A call that will certainly be made later (a stream's stop, a posted answer's last edit).
-
-    It holds a place in the window from now on, so that interim calls and other answers cannot
-    take the room the end of this answer needs.
-    """
-
-    __slots__ = ("active", "key", "method", "team")
-
-    def __init__(self, team: str, method: str, key: tuple[str, str, str]) -> None:
-        self.team = team
-        self.method = method
-        self.key = key
-        self.active = True
-
-
-class SlackBudget:
-    """Paces every Web API call of this process per workspace and method; shared by all answers.
-
-    Calls that must arrive wait for room (``slot``); interim calls ask ``wait_time(...,
-    interim=True)`` and skip when there is none (the next call carries the text). A 429 blocks
-    the method in that workspace for ``Retry-After`` seconds for everyone.
-    """
-
-    def __init__(
-        self,
-        policy: SlackPolicy | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.policy = policy or SlackPolicy()
-        self.clock = clock
-        self.metrics = metrics if metrics is not None else NO_METRICS
-        self.rate_limited = 0  # 429s received (for logs and the benchmark)
-        self._sends: dict[tuple[str, str, str], deque[_Stamp]] = {}
-        self._reserved: Counter[tuple[str, str, str]] = Counter()
-        self._blocked: dict[tuple[str, str], float] = {}
-        self._stream_refused: dict[str, float] = {}
-        self._no_status: set[tuple[str, bool]] = set()
-        windows = [*self.policy.methods.values(), *self.policy.per_channel.values()]
-        longest = max((w.span for w in windows), default=60.0)
-        self._keep = longest + margin(longest)
-
-    # -- capabilities learnt from Slack's answers --
-
-    def streaming_allowed(self, team: str) -> bool:
-        return self._stream_refused.get(team, -math.inf) <= self.clock()
-
-    def refuse_streaming(self, team: str) -> None:
-        self._stream_refused[team] = self.clock() + self.policy.stream_retry
-
-    def status_allowed(self, team: str, private: bool) -> bool:
-        return (team, private) not in self._no_status
-
-    def refuse_status(self, team: str, private: bool) -> None:
-        self._no_status.add((team, private))
-
-    # -- windows --
-
-    def _windows(
-        self, team: str, method: str, channel: str
-    ) -> list[tuple[tuple[str, str, str], Window]]:
-        found = []
-        window = self.policy.methods.get(method)
-        if window is not None:
-            found.append(((team, method, ""), window))
-        per_channel = self.policy.per_channel.get(method)
-        if per_channel is not None and channel:
-            found.append(((team, method, channel), per_channel))
-        return found
-
-    def _recent(self, key: tuple[str, str, str], span: float, now: float) -> list[float]:
-        sends = self._sends.get(key)
-        if not sends:
-            return []
-        return sorted(s.at for s in sends if s.at > now - span)
-
-    def blocked_for(self, team: str, method: str) -> float:
-        return max(0.0, self._blocked.get((team, method), -math.inf) - self.clock())
-
-    def wait_time(
-        self, team: str, method: str, channel: str = "", *, interim: bool = False
-    ) -> float:
-        """Seconds until a call is within every window (0: now)."""
-        now = self.clock()
-        wait = self.blocked_for(team, method)
-        for key, window in self._windows(team, method, channel):
-            span = window.counted
-            recent = self._recent(key, span, now)
-            reserved = self._reserved[key]
-            limit = window.limit
-            if interim:
-                limit = max(1, int(window.limit * self.policy.interim_share))
-                if recent and len(recent) + reserved >= max(1, window.limit // 2):
-                    wait = max(wait, recent[-1] + span / window.limit - now)
-            excess = len(recent) + reserved - limit + 1  # sends that must leave the window
-            if excess > 0:
-                # Reservations do not expire: when they alone fill the window, look again later.
-                until = recent[excess - 1] + span if excess <= len(recent) else now + span / 4
-                wait = max(wait, until - now)
-        return max(0.0, wait)
-
-    def take(self, team: str, method: str, channel: str = "") -> _Stamp:
-        """Record a call that is about to be made; ``sent(stamp)`` once it was answered."""
-        now = self.clock()
-        stamp = _Stamp(now)
-        for key, _ in self._windows(team, method, channel):
-            sends = self._sends.setdefault(key, deque())
-            sends.append(stamp)
-            while sends and sends[0].at <= now - self._keep:
-                sends.popleft()
-        return stamp
-
-    def sent(self, stamp: _Stamp) -> None:
-        # Counting from the answer keeps the next call far enough away however long this one
-        # queued; Slack counted it somewhere between the two.
-        stamp.at = max(stamp.at, self.clock())
-
-    def reserve(self, team: str, method: str) -> Reservation | None:
-        """Hold a place for a later call, or None when the window has no room for it now."""
-        if self.blocked_for(team, method) > 0 or self.wait_time(team, method) > 0:
-            return None
-        key = (team, method, "")
-        self._reserved[key] += 1
-        return Reservation(team, method, key)
-
-    def take_reserved(self, reservation: Reservation) -> _Stamp:
-        self.release(reservation)
-        return self.take(reservation.team, reservation.method)
-
-    def release(self, reservation: Reservation | None) -> None:
-        if reservation is not None and reservation.active:
-            reservation.active = False
-            self._reserved[reservation.key] -= 1
-
-    async def slot(self, team: str, method: str, channel: str = "") -> _Stamp:
-        """Wait until a call is within every window, and record it."""
-        while True:
-            wait = self.wait_time(team, method, channel)
-            if wait <= 0:
-                return self.take(team, method, channel)
-            await asyncio.sleep(wait)
-
-    def block(self, team: str, method: str, seconds: float) -> float:
-        """Slack answered 429: nobody calls ``method`` in ``team`` for ``seconds``."""
-        self.rate_limited += 1
-        self.metrics.platform_rate_limited("slack")
-        key = (team, method)
-        self._blocked[key] = max(self._blocked.get(key, -math.inf), self.clock() + seconds)
-        return seconds
-
-
-def is_rate_limited(exc: SlackApiError) -> bool:
-    response = exc.response
-    return bool(response.status_code == 429 or response.get("error") == "ratelimited")
-
-
-def retry_after(exc: SlackApiError, default: float = 1.0) -> float:
-    """Seconds from the ``Retry-After`` header of a 429."""
-    headers = getattr(exc.response, "headers", None) or {}
-    for name, value in dict(headers).items():
-        if str(name).lower() == "retry-after":
-            with contextlib.suppress(TypeError, ValueError):
-                return max(0.0, float(value))
-    return default
-
-
-def error_code(exc: SlackApiError) -> str:
-    """Slack's error string (``channel_not_found``), never the whole response."""
-    with contextlib.suppress(Exception):
-        return str(exc.response.get("error") or exc.response.status_code)
-    return "unknown"
 
 
 # ---- one answer ---------------------------------------------------------------------------------
@@ -448,31 +225,22 @@ class SlackReplyStream(ReplyStream):
             self._advance(live.start + cut)
             return 0
         now = self.budget.clock()
-        team = self.target.team_id
         if live.mode is Mode.STREAM and not live.broken:
             end = min(len(body), self._soft_limit())
             if end <= live.sent:
                 return None
-            wait = max(
-                live.last_call + self.policy.append_interval - now,
-                self.budget.wait_time(team, APPEND, interim=True),
-            )
+            wait = live.last_call + self.policy.append_interval - now
             if wait > 0:
                 return wait
-            await self._append(live, end)
-            return 0
+            return await self._append(live, end)
         if live.mode is Mode.POST and live.ts:
             shown = escape(live.prefix + body).strip()
             if shown == live.shown:
                 return None
-            wait = max(
-                live.last_call + self.policy.update_interval - now,
-                self.budget.wait_time(team, UPDATE, interim=True),
-            )
+            wait = live.last_call + self.policy.update_interval - now
             if wait > 0:
                 return wait
-            await self._edit(live, shown)
-            return 0
+            return await self._edit(live, shown)
         return None  # QUIET: posted once its part is complete
 
     def _soft_limit(self) -> int:
@@ -491,22 +259,22 @@ class SlackReplyStream(ReplyStream):
         self._live = message
         self._messages.append(message)
         team = self.target.team_id
-        if self.budget.streaming_allowed(team) and self.budget.wait_time(team, START) <= 0:
-            stop = self.budget.reserve(team, STOP)
+        if self.budget.streaming_allowed(team) and await self.budget.wait_time(team, START) <= 0:
+            stop = await self.budget.reserve(team, STOP)
             if stop is not None:
                 message.mode, message.stop = Mode.STREAM, stop
                 if await self._start_stream(message):
                     return
-                self.budget.release(stop)
+                await self.budget.release(stop)
                 message.mode, message.stop = Mode.QUIET, None
-        update = self.budget.reserve(team, UPDATE)
+        update = await self.budget.reserve(team, UPDATE)
         if update is None:
             return  # QUIET
         message.mode, message.update = Mode.POST, update
         shown = escape(message.prefix + self._text[start : start + self.policy.max_part]).strip()
         response = await self._post(shown)
         if response is None:
-            self.budget.release(update)
+            await self.budget.release(update)
             message.mode, message.update = Mode.QUIET, None
             return
         message.ts, message.shown = str(response["ts"]), shown
@@ -516,7 +284,9 @@ class SlackReplyStream(ReplyStream):
         body = self._text[message.start :]
         end = min(len(body), self._soft_limit())
         team = self.target.team_id
-        stamp = self.budget.take(team, START)
+        stamp = await self.budget.try_take(team, START)
+        if not isinstance(stamp, Stamp):
+            return False  # another answer (or replica) took the room meanwhile
         self._note(START)
         try:
             response = await self.client.chat_startStream(
@@ -528,7 +298,7 @@ class SlackReplyStream(ReplyStream):
             )
         except SlackApiError as exc:
             if is_rate_limited(exc):
-                self.budget.block(team, START, retry_after(exc))
+                await self.budget.block(team, START, retry_after(exc))
             else:
                 # GovSlack, an older workspace, a missing feature: post instead for a while.
                 self.budget.refuse_streaming(team)
@@ -542,19 +312,22 @@ class SlackReplyStream(ReplyStream):
             log.warning("chat.startStream failed session=%s: %r", self.label, exc)
             return False
         finally:
-            self.budget.sent(stamp)
+            await self.budget.sent(stamp)
         message.ts = str(response["ts"])
         message.sent = end
         message.last_call = self.budget.clock()
         self._visible.shown()
         return True
 
-    async def _append(self, message: _Message, end: int) -> None:
+    async def _append(self, message: _Message, end: int) -> float:
+        """Append the text up to ``end`` when the budget has room; else the seconds to wait."""
+        team = self.target.team_id
+        stamp = await self.budget.try_take(team, APPEND, interim=True)
+        if not isinstance(stamp, Stamp):
+            return stamp
         start = message.start + message.sent
         piece = self._text[start : message.start + end]
         previous = (message.prefix + self._text[message.start : start])[-1:]
-        team = self.target.team_id
-        stamp = self.budget.take(team, APPEND)
         self._note(APPEND)
         try:
             await self.client.chat_appendStream(
@@ -566,7 +339,7 @@ class SlackReplyStream(ReplyStream):
         except SlackApiError as exc:
             if is_rate_limited(exc):
                 # Nothing was appended: the text stays pending for the next call.
-                seconds = self.budget.block(team, APPEND, retry_after(exc))
+                seconds = await self.budget.block(team, APPEND, retry_after(exc))
                 log.info("rate limited (appendStream) for %.0fs session=%s", seconds, self.label)
             else:
                 message.broken = True
@@ -576,36 +349,41 @@ class SlackReplyStream(ReplyStream):
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("chat.appendStream failed session=%s: %r", self.label, exc)
         finally:
-            self.budget.sent(stamp)
+            await self.budget.sent(stamp)
             message.last_call = self.budget.clock()
+        return 0.0
 
-    async def _edit(self, message: _Message, shown: str) -> None:
+    async def _edit(self, message: _Message, shown: str) -> float:
+        """Edit the posted message when the budget has room; else the seconds to wait."""
         team = self.target.team_id
-        stamp = self.budget.take(team, UPDATE)
+        stamp = await self.budget.try_take(team, UPDATE, interim=True)
+        if not isinstance(stamp, Stamp):
+            return stamp
         self._note(UPDATE)
         try:
             await self.client.chat_update(channel=self.target.channel, ts=message.ts, text=shown)
             message.shown = shown
         except SlackApiError as exc:
             if is_rate_limited(exc):
-                seconds = self.budget.block(team, UPDATE, retry_after(exc))
+                seconds = await self.budget.block(team, UPDATE, retry_after(exc))
                 log.info("rate limited (chat.update) for %.0fs session=%s", seconds, self.label)
             else:
                 log.warning("chat.update refused (%s) session=%s", error_code(exc), self.label)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("chat.update failed session=%s: %r", self.label, exc)
         finally:
-            self.budget.sent(stamp)
+            await self.budget.sent(stamp)
             message.last_call = self.budget.clock()
+        return 0.0
 
     async def _set_status(self) -> None:
         target = self.target
         team = target.team_id
         if not self.budget.status_allowed(team, target.private):
             return
-        if self.budget.wait_time(team, STATUS, interim=True) > 0:
+        stamp = await self.budget.try_take(team, STATUS, interim=True)
+        if not isinstance(stamp, Stamp):
             return  # a nicety: never queue for it
-        stamp = self.budget.take(team, STATUS)
         self._note(STATUS)
         try:
             await self.client.assistant_threads_setStatus(
@@ -615,14 +393,14 @@ class SlackReplyStream(ReplyStream):
             )
         except SlackApiError as exc:
             if is_rate_limited(exc):
-                self.budget.block(team, STATUS, retry_after(exc))
+                await self.budget.block(team, STATUS, retry_after(exc))
             else:
                 self.budget.refuse_status(team, target.private)
                 log.info("thinking status unavailable here (%s)", error_code(exc))
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.debug("setStatus failed session=%s: %r", self.label, exc)
         finally:
-            self.budget.sent(stamp)
+            await self.budget.sent(stamp)
 
     def _note(self, method: str) -> None:
         self.calls.append(method)
@@ -640,11 +418,11 @@ class SlackReplyStream(ReplyStream):
         try:
             while True:
                 if reservation is not None and reservation.active:
-                    blocked = self.budget.blocked_for(team, method)
+                    blocked = await self.budget.blocked_for(team, method)
                     if blocked > 0:
                         await asyncio.sleep(blocked)
                         continue
-                    stamp = self.budget.take_reserved(reservation)
+                    stamp = await self.budget.take_reserved(reservation, team, method)
                 else:
                     stamp = await self.budget.slot(team, method, channel)
                 self._note(method)
@@ -654,7 +432,7 @@ class SlackReplyStream(ReplyStream):
                     if not is_rate_limited(exc):
                         log.error("%s refused (%s) session=%s", method, error_code(exc), self.label)
                         return None
-                    seconds = self.budget.block(team, method, retry_after(exc))
+                    seconds = await self.budget.block(team, method, retry_after(exc))
                     log.info("rate limited (%s) for %.0fs session=%s", method, seconds, self.label)
                     failures += 1
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -662,12 +440,12 @@ class SlackReplyStream(ReplyStream):
                     failures += 1
                     await asyncio.sleep(0.5 * failures)
                 finally:
-                    self.budget.sent(stamp)
+                    await self.budget.sent(stamp)
                 if failures >= self.policy.max_attempts:
                     log.error("%s gave up after %d tries session=%s", method, failures, self.label)
                     return None
         finally:
-            self.budget.release(reservation)
+            await self.budget.release(reservation)
 
     async def _post(self, text: str) -> AsyncSlackResponse | None:
         channel = self.target.channel
@@ -744,8 +522,8 @@ class SlackReplyStream(ReplyStream):
             response = await self._post(final)
             if response is not None:
                 message.ts, message.shown = str(response["ts"]), final
-        self.budget.release(message.update)
-        self.budget.release(message.stop)
+        await self.budget.release(message.update)
+        await self.budget.release(message.stop)
 
     async def _finalize(self, final: str) -> None:
         try:
@@ -774,8 +552,8 @@ class SlackReplyStream(ReplyStream):
                 break
         finally:
             for message in self._messages:
-                self.budget.release(message.update)
-                self.budget.release(message.stop)
+                await self.budget.release(message.update)
+                await self.budget.release(message.stop)
 
     async def _rewrite(self, final: str) -> None:
         """Replace what was shown with ``final`` (a retracted answer, a changed text)."""
@@ -805,8 +583,8 @@ class SlackReplyStream(ReplyStream):
                 await self._delete(message)
         finally:
             for message in self._messages:
-                self.budget.release(message.update)
-                self.budget.release(message.stop)
+                await self.budget.release(message.update)
+                await self.budget.release(message.stop)
 
     async def _delete(self, message: _Message) -> None:
         def call() -> Awaitable[AsyncSlackResponse]:

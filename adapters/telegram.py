@@ -31,6 +31,7 @@ from adapters.telegram_stream import ChatTarget, TelegramReplyStream
 from adapters.turns import answer_turn, noted
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
+from bot.pacing import build_ledger
 from bot.reply import CUT_NOTICE_SECONDS, ReplyStream
 from bot.sessions.base import SessionStoreError, first_delivery
 from bot.turn import Turn
@@ -259,7 +260,9 @@ class TelegramChannel:
             self.processor,
             JournalingQueue(self.record),
         )
-        self.outbox = TelegramOutbox(self.application.bot, policy, metrics=app.metrics)
+        self.outbox = TelegramOutbox(
+            self.application.bot, policy, metrics=app.metrics, ledger=build_ledger(app.store)
+        )
         self.me = BotIdentity(0, "")
         self.journal = app.journal or TurnJournal(app.store)
         self._entries: dict[int, JournalEntry] = {}  # recorded updates, by update_id

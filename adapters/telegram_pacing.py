@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import random
 import time
 import warnings
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, TypeVar
 
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from adapters.pacing import Window, margin
 from bot.observability import NO_METRICS, Metrics
+from bot.pacing import Call, MemoryLedger, PaceLedger, Rule, Stamp, Window, when_room
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +53,15 @@ class FloodPolicy:
     draft_refresh: float = 20.0
 
 
-@dataclass(slots=True)
-class _Stamp:
-    """When a send happened: while in flight "now", then when its answer came back."""
-
-    at: float
-    done: bool = False
-
-
-@dataclass
-class _Ledger:
-    sends: deque[_Stamp] = field(default_factory=deque)
-
-
 class TelegramOutbox:
-    """Paces every platform call of one bot so that no limit is ever hit; shared by all answers.
+    """Paces every platform call of one bot so that no limit is ever hit; shared by all answers
+    (and, with a Redis ledger, by every replica running this bot).
 
-    Interim updates ask ``wait_time(..., interim=True)`` and skip or wait (they are coalesced:
-    the next one carries all text so far); final messages ``await slot(...)``, which waits for
-    room. Group interims leave ``group_reserve`` slots of the minute to final messages, and once
-    half of any window is used they slow to its sustainable rate. A 429 blocks the chat for
-    ``retry_after`` seconds for every answer.
+    Interim updates ``try_take(..., interim=True)`` and skip or wait when there is no room
+    (they are coalesced: the next one carries all text so far); final messages ``await
+    slot(...)``, which waits for room. Group interims leave ``group_reserve`` slots of the
+    minute to final messages, and once half of any window is used they slow to its sustainable
+    rate. A 429 blocks the chat for ``retry_after`` seconds for every answer.
     """
 
     def __init__(
@@ -83,111 +71,65 @@ class TelegramOutbox:
         *,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        ledger: PaceLedger | None = None,
     ) -> None:
         self.bot = bot
         self.policy = policy or FloodPolicy()
         self.clock = clock
         self.metrics = metrics if metrics is not None else NO_METRICS
+        self.ledger = ledger if ledger is not None else MemoryLedger(clock=clock)
         self.flood_waits = 0  # 429s received (for logs and the benchmark)
-        self._ledgers: dict[tuple[str, int], _Ledger] = {}
-        self._blocked_until: dict[int, float] = {}
-        self._takes = 0
+        # Everything one bot's limits are shared by; the token itself never leaves the process.
+        self.scope = "telegram:" + hashlib.sha256(bot.token.encode()).hexdigest()[:16]
         self._draft_ids = itertools.count(random.randrange(1, 2**30))
-        spans = [w.span for w in (self.policy.chat, self.policy.group, self.policy.bot)]
-        spans += [w.span for w in self.policy.drafts]
-        self._keep = max(spans) + margin(max(spans))  # older sends never matter
 
     def next_draft_id(self) -> int:
         """A fresh non-zero draft id: updates of one draft animate, a new id starts a new one."""
         return next(self._draft_ids) % (2**31 - 1) + 1
 
-    def _windows(self, chat: int, kind: Kind, group: bool) -> list[tuple[tuple[str, int], Window]]:
+    def call(self, chat: int, kind: Kind, *, group: bool, interim: bool) -> Call:
+        """The windows a send of ``kind`` to ``chat`` counts against.
+
+        An interim update shares its chat's budget with this answer's later updates and with
+        other answers: past half of it, updates slow to the sustainable rate, and in groups
+        they leave ``group_reserve`` places of the minute to final messages.
+        """
         p = self.policy
+        blocks = (f"chat:{chat}",)
         if kind == "draft":
-            return [(("draft", chat), w) for w in p.drafts]
-        windows = [(("chat", chat), p.chat), (("bot", 0), p.bot)]
+            drafts = tuple(Rule(f"draft:{chat}", w, steady=interim) for w in p.drafts)
+            return Call(self.scope, drafts, blocks)
+        rules = [Rule(f"chat:{chat}", p.chat, steady=interim), Rule("bot", p.bot)]
         if group:
-            windows.append((("group", chat), p.group))
-        return windows
+            room = max(1, p.group.limit - p.group_reserve) if interim else 0
+            rules.append(Rule(f"group:{chat}", p.group, room=room, steady=interim))
+        return Call(self.scope, tuple(rules), blocks)
 
-    def wait_time(self, chat: int, kind: Kind, *, group: bool, interim: bool) -> float:
-        """Seconds until a send of ``kind`` to ``chat`` is within every limit (0: now)."""
-        now = self.clock()
-        wait = self._blocked_until.get(chat, 0.0) - now
-        for key, window in self._windows(chat, kind, group):
-            ledger = self._ledgers.get(key)
-            if ledger is None or not ledger.sends:
-                continue
-            span = window.counted
-            # Telegram counts a send when it arrives, somewhere between our start and its
-            # answer: one still in flight may be arriving right now.
-            recent = sorted(
-                t for t in (s.at if s.done else now for s in ledger.sends) if t > now - span
-            )
-            if not recent:
-                continue
-            limit = window.limit
-            if interim and key[0] != "bot":
-                # A chat's budget is shared by this answer's later updates and other answers:
-                # past half of it, updates slow to the sustainable rate and leave a reserve.
-                if key[0] == "group":
-                    limit = max(1, limit - self.policy.group_reserve)
-                if len(recent) >= max(1, window.limit // 2):
-                    wait = max(wait, recent[-1] + span / window.limit - now)
-            if len(recent) >= limit:
-                wait = max(wait, recent[len(recent) - limit] + span - now)
-        return max(0.0, wait)
-
-    def blocked_for(self, chat: int) -> float:
-        return max(0.0, self._blocked_until.get(chat, 0.0) - self.clock())
-
-    def take(self, chat: int, kind: Kind, *, group: bool) -> _Stamp:
-        """Record a send that is about to happen; ``sent(stamp)`` once it has been answered.
+    async def try_take(self, chat: int, kind: Kind, *, group: bool, interim: bool) -> Stamp | float:
+        """Count a send of ``kind`` to ``chat`` now, or say how many seconds until it fits;
+        ``sent(stamp)`` once it has been answered.
 
         Counting a send from its answer keeps the next one far enough away however long this
         one queued on a busy loop or connection pool.
         """
-        now = self.clock()
-        stamp = _Stamp(now)
-        for key in dict.fromkeys(k for k, _ in self._windows(chat, kind, group)):
-            ledger = self._ledgers.setdefault(key, _Ledger())
-            ledger.sends.append(stamp)
-            while ledger.sends and ledger.sends[0].done and ledger.sends[0].at <= now - self._keep:
-                ledger.sends.popleft()
-        self._takes += 1
-        if self._takes % 1000 == 0:
-            self._forget_idle(now)
-        return stamp
+        return await self.ledger.take(self.call(chat, kind, group=group, interim=interim))
 
-    def sent(self, stamp: _Stamp) -> None:
-        stamp.at, stamp.done = max(stamp.at, self.clock()), True
+    async def sent(self, stamp: Stamp) -> None:
+        await self.ledger.sent(stamp)
 
-    def _forget_idle(self, now: float) -> None:
-        """Drop chats with nothing recent, so memory follows active chats, not all chats."""
-        idle = [
-            key
-            for key, ledger in self._ledgers.items()
-            if all(s.done and s.at <= now - self._keep for s in ledger.sends)
-        ]
-        for key in idle:
-            del self._ledgers[key]
-        for chat in [c for c, until in self._blocked_until.items() if until <= now]:
-            del self._blocked_until[chat]
+    async def blocked_for(self, chat: int) -> float:
+        return await self.ledger.blocked_for(self.scope, f"chat:{chat}")
 
-    async def slot(self, chat: int, kind: Kind, *, group: bool) -> _Stamp:
-        """Wait until a send is within every limit, and record it."""
-        while True:
-            wait = self.wait_time(chat, kind, group=group, interim=False)
-            if wait <= 0:
-                return self.take(chat, kind, group=group)
-            await asyncio.sleep(wait)
+    async def slot(self, chat: int, kind: Kind, *, group: bool) -> Stamp:
+        """Wait until a send is within every limit, and count it."""
+        return await when_room(self.ledger, self.call(chat, kind, group=group, interim=False))
 
-    def block(self, chat: int, exc: RetryAfter) -> float:
+    async def block(self, chat: int, exc: RetryAfter) -> float:
         """Telegram said "retry after N seconds" for ``chat``: nobody sends there until then."""
         seconds = retry_seconds(exc)
         self.flood_waits += 1
         self.metrics.platform_rate_limited("telegram")
-        self._blocked_until[chat] = max(self._blocked_until.get(chat, 0.0), self.clock() + seconds)
+        await self.ledger.block(self.scope, f"chat:{chat}", seconds)
         return seconds
 
     async def final(
@@ -203,7 +145,7 @@ class TelegramOutbox:
             try:
                 return await call()
             except RetryAfter as exc:
-                seconds = self.block(chat, exc)
+                seconds = await self.block(chat, exc)
                 log.warning("flood wait chat=%s retry_after=%.0fs (final)", chat, seconds)
             except BadRequest:
                 raise
@@ -214,7 +156,7 @@ class TelegramOutbox:
                 log.warning("network error chat=%s, retrying: %s", chat, exc)
                 await asyncio.sleep(0.5 * failures)
             finally:
-                self.sent(stamp)
+                await self.sent(stamp)
 
     async def other(self, what: str, call: Callable[[], Awaitable[T]], *, tries: int = 3) -> T:
         """A call that shows no message (``setMyCommands``, ``answerCallbackQuery``,

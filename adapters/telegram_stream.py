@@ -22,6 +22,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 from adapters.telegram_markdown import MAX_MESSAGE, render, split_message
 from adapters.telegram_pacing import Kind, TelegramOutbox
 from bot.observability import FirstVisible
+from bot.pacing import Stamp
 from bot.reply import Button, ReplyStream
 from bot.turn import Turn
 
@@ -193,13 +194,13 @@ class TelegramReplyStream(ReplyStream):
     async def _typing(self) -> None:
         chat = self.target.chat_id
         while not self._text_shown.is_set() and not self._closed.is_set():
-            if self.outbox.blocked_for(chat) <= 0:
+            if await self.outbox.blocked_for(chat) <= 0:
                 try:
                     await self.bot.send_chat_action(
                         chat, ChatAction.TYPING, message_thread_id=self.target.thread_id
                     )
                 except RetryAfter as exc:
-                    self.outbox.block(chat, exc)
+                    await self.outbox.block(chat, exc)
                 except TelegramError as exc:
                     log.debug("typing action failed session=%s: %s", self.label, exc)
             with contextlib.suppress(TimeoutError):
@@ -237,20 +238,19 @@ class TelegramReplyStream(ReplyStream):
                     if action is None:
                         break
                     # The first text of an answer is worth as much as its last: no pacing.
-                    delay = self.outbox.wait_time(
+                    stamp = await self.outbox.try_take(
                         self.target.chat_id,
                         action.kind,
                         group=self._group,
                         interim=self.first_text_at is not None,
                     )
-                    if delay > 0:
-                        await self._sleep(delay)
+                    if not isinstance(stamp, Stamp):
+                        await self._sleep(stamp)
                         continue  # the text may have grown meanwhile: decide again
-                    stamp = self.outbox.take(self.target.chat_id, action.kind, group=self._group)
                     try:
                         ok = await self._interim(action)
                     finally:
-                        self.outbox.sent(stamp)
+                        await self.outbox.sent(stamp)
                     if refresh:
                         self._refreshes += 1
                     refresh = False
@@ -343,9 +343,9 @@ class TelegramReplyStream(ReplyStream):
             self._visible.shown()
             return True
         except RetryAfter as exc:
-            seconds = self.outbox.block(chat, exc)
+            seconds = await self.outbox.block(chat, exc)
             log.info("flood wait chat=%s retry_after=%.0fs; coalescing", chat, seconds)
-            return True  # wait_time() now includes the block
+            return True  # try_take() now waits for the block
         except BadRequest as exc:
             if _not_modified(exc) and action.edit:
                 self._shown[action.index].payload = payload

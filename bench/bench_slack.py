@@ -21,19 +21,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from adapters.pacing import Window
 from adapters.slack import SlackChannel
 from adapters.slack_markdown import ZWSP
-from adapters.slack_stream import (
-    POST,
-    START,
-    Mode,
-    SlackPolicy,
-    SlackReplyStream,
-    SlackTarget,
-)
+from adapters.slack_pacing import POST, START, SlackPolicy
+from adapters.slack_stream import Mode, SlackReplyStream, SlackTarget
 from bench.common import banner, free_port, summary
 from bot.app import App, build_app
+from bot.pacing import Window
 from bot.settings import Settings
 from bot.turn import Turn
 from tests.fakes.glm import FakeGlm, Reply

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from bot.sessions import on_redis, redis_errors
+from bot.sessions import OutageLog, on_redis, redis_errors
 from bot.sessions.base import SessionStore, SessionStoreError
 from bot.turn import Turn
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PER_MINUTE = 20
-
-
-_WARN_EVERY = 60.0  # seconds between warnings while Redis keeps failing
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +142,7 @@ class RedisRateLimiter:
         self.prefix = prefix
         self._interval_ms = max(1, math.floor(interval * 1000))
         self._period_ms = max(1, round(period * 1000))
-        self._warned_at = -math.inf
-        password = client.get_connection_kwargs().get("password")
-        self._hidden = password if isinstance(password, str) and password else None
+        self._warn = OutageLog(client, log, "rate limit unavailable, messages are let through")
 
     def key(self, name: str) -> str:
         from bot.sessions.redis import hash_tag
@@ -170,17 +165,6 @@ class RedisRateLimiter:
             await self.client.delete(self.key(key))
         except redis_errors() as exc:
             raise SessionStoreError(f"rate limit key not deleted: {type(exc).__name__}") from None
-
-    def _warn(self, exc: BaseException) -> None:
-        detail = f"{type(exc).__name__}: {exc}"
-        if self._hidden:
-            detail = detail.replace(self._hidden, "****")
-        now = time.monotonic()
-        if now - self._warned_at >= _WARN_EVERY:
-            self._warned_at = now
-            log.warning("rate limit unavailable, messages are let through: %s", detail)
-        else:
-            log.debug("rate limit unavailable: %s", detail)
 
 
 def build_rate_limiter(settings: Settings, store: SessionStore) -> RateLimiter | None:

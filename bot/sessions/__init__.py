@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import sys
+import time
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bot.sessions.base import (
@@ -21,6 +24,7 @@ __all__ = [
     "LockTimeout",
     "MemorySessionStore",
     "Message",
+    "OutageLog",
     "RedisSessionStore",
     "Session",
     "SessionStore",
@@ -51,3 +55,29 @@ def on_redis(store: SessionStore) -> TypeGuard[RedisSessionStore]:
     """The store is a RedisSessionStore (whose module is then imported already)."""
     module = sys.modules.get("bot.sessions.redis")
     return module is not None and isinstance(store, module.RedisSessionStore)
+
+
+class OutageLog:
+    """Says that Redis failed: at WARNING at most once every ``every`` seconds (DEBUG in
+    between, so a long outage is one line a minute), with the client's password hidden."""
+
+    def __init__(
+        self, client: Any, logger: logging.Logger, message: str, *, every: float = 60.0
+    ) -> None:
+        self.logger = logger
+        self.message = message
+        self.every = every
+        self._warned_at = -math.inf
+        password = client.get_connection_kwargs().get("password")
+        self._hidden = password if isinstance(password, str) and password else None
+
+    def __call__(self, exc: BaseException) -> None:
+        detail = f"{type(exc).__name__}: {exc}"
+        if self._hidden:
+            detail = detail.replace(self._hidden, "****")
+        now = time.monotonic()
+        if now - self._warned_at >= self.every:
+            self._warned_at = now
+            self.logger.warning("%s: %s", self.message, detail)
+        else:
+            self.logger.debug("%s: %s", self.message, detail)

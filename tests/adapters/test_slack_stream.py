@@ -11,20 +11,10 @@ from dataclasses import dataclass, replace
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.pacing import Window
 from adapters.slack_markdown import ZWSP
-from adapters.slack_stream import (
-    APPEND,
-    POST,
-    START,
-    STOP,
-    UPDATE,
-    Mode,
-    SlackBudget,
-    SlackPolicy,
-    SlackReplyStream,
-    SlackTarget,
-)
+from adapters.slack_pacing import APPEND, POST, START, STOP, UPDATE, SlackBudget, SlackPolicy
+from adapters.slack_stream import Mode, SlackReplyStream, SlackTarget
+from bot.pacing import Window
 from tests.fakes.slack import TEAM, TOKEN, FakeSlack, Limits
 from tests.fakes.slack import Window as FakeWindow
 

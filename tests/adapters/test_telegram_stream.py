@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram import Bot
 
-from adapters.pacing import Window
 from adapters.telegram_markdown import render, split_message, utf16_len
 from adapters.telegram_pacing import FloodPolicy, TelegramOutbox
 from adapters.telegram_stream import (
     ChatTarget,
     TelegramReplyStream,
 )
+from bot.pacing import Stamp, Window
 from bot.reply import Button
 from tests.fakes.telegram import TOKEN, Call, FakeTelegram, Limits, parse_html
 
@@ -385,30 +385,40 @@ async def test_forum_topic_answers_stay_in_the_topic(
 # ---- the pacing itself ---------------------------------------------------------------------------
 
 
-def test_interim_edits_leave_the_end_of_the_group_minute_to_final_messages() -> None:
+async def take(outbox: TelegramOutbox, chat: int, *, group: bool) -> Stamp:
+    stamp = await outbox.try_take(chat, "message", group=group, interim=False)
+    assert isinstance(stamp, Stamp), f"no room: wait {stamp:.2f}s"
+    return stamp
+
+
+async def wait(outbox: TelegramOutbox, chat: int, *, group: bool, interim: bool) -> float:
+    return await outbox.ledger.wait_time(outbox.call(chat, "message", group=group, interim=interim))
+
+
+async def test_interim_edits_leave_the_end_of_the_group_minute_to_final_messages() -> None:
     now = [0.0]
     outbox = TelegramOutbox(Bot(TOKEN), FloodPolicy(), clock=lambda: now[0])
     for i in range(17):  # 17 sends in the group, 1.1 s apart
         now[0] = i * 1.1
-        outbox.sent(outbox.take(GROUP, "message", group=True))
+        await outbox.sent(await take(outbox, GROUP, group=True))
     now[0] += 1.1
-    assert outbox.wait_time(GROUP, "message", group=True, interim=True) > 40  # reserve of 3
-    assert outbox.wait_time(GROUP, "message", group=True, interim=False) == 0
+    assert await wait(outbox, GROUP, group=True, interim=True) > 40  # reserve of 3
+    assert await wait(outbox, GROUP, group=True, interim=False) == 0
     for _ in range(3):
-        outbox.sent(outbox.take(GROUP, "message", group=True))
+        await outbox.sent(await take(outbox, GROUP, group=True))
         now[0] += 1.1
-    assert outbox.wait_time(GROUP, "message", group=True, interim=False) > 30  # 20 a minute
+    assert await wait(outbox, GROUP, group=True, interim=False) > 30  # 20 a minute
 
 
-def test_a_send_in_flight_holds_the_next_one_back() -> None:
+async def test_a_send_in_flight_holds_the_next_one_back() -> None:
     now = [100.0]
     outbox = TelegramOutbox(Bot(TOKEN), FloodPolicy(), clock=lambda: now[0])
-    stamp = outbox.take(USER, "message", group=False)
+    stamp = await take(outbox, USER, group=False)
     now[0] += 5.0  # a slow answer: Telegram may count the send only now
-    assert outbox.wait_time(USER, "message", group=False, interim=False) > 1.0
-    outbox.sent(stamp)
+    assert await wait(outbox, USER, group=False, interim=False) > 1.0
+    await outbox.sent(stamp)
     now[0] += 1.1
-    assert outbox.wait_time(USER, "message", group=False, interim=False) == 0
+    assert await wait(outbox, USER, group=False, interim=False) == 0
 
 
 # ---- the renderer and the splitter --------------------------------------------------------------
