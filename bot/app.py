@@ -17,10 +17,10 @@ from bot.context.embeddings import EmbeddingClient
 from bot.context.recall import EmbeddingRecall
 from bot.context.summary import Summarizer, guarded_complete
 from bot.context.window import LEXICAL_MIN, lexical_scores
-from bot.glm.breaker import Bulkhead, CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
 from bot.glm.offline import OfflineModel
+from bot.glm.shared import build_guards
 from bot.journal import TurnJournal, build_journal
 from bot.manager import ContentFilter, ConversationManager, ManagerConfig
 from bot.notify import AdminNotices
@@ -214,6 +214,9 @@ async def build_app(
         max_retries=settings.glm_max_retries,
         max_connections=settings.glm_max_concurrency,
     )
+    store = await build_store(settings)
+    # With Redis, the breakers and GLM_MAX_CONCURRENCY are shared by every replica.
+    guards = build_guards(settings, store)
     glm = GuardedGlm(
         client,
         model=settings.glm_model,
@@ -221,13 +224,12 @@ async def build_app(
         stall_timeout=settings.glm_stall_timeout,
         fallback_model=settings.glm_fallback_model,
         thinking=settings.glm_thinking,
-        breaker=CircuitBreaker(),
-        bulkhead=Bulkhead(settings.glm_max_concurrency),
+        breaker=guards.breaker,
+        bulkhead=guards.bulkhead,
         max_answer_tokens=settings.glm_max_answer_tokens,
         metrics=metrics,
     )
     metrics.watch_breaker(lambda: glm.breaker.state == "open")
-    store = await build_store(settings)
     # Summaries have their own breaker and a small bulkhead: their timeouts must not open the
     # breaker that answers depend on, nor take the answers' connections.
     recall: EmbeddingRecall | None = None
@@ -245,8 +247,8 @@ async def build_app(
     summary_glm = GuardedGlm(
         client,
         model=settings.summary_model,
-        breaker=CircuitBreaker(),
-        bulkhead=Bulkhead(4),
+        breaker=guards.summary_breaker,
+        bulkhead=guards.summary_bulkhead,
         metrics=metrics,
     )
     summarizer = Summarizer(

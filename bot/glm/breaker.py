@@ -1,4 +1,9 @@
-"""Circuit breaker and bulkhead for asyncio calls to the GLM API (our own, see below)."""
+"""Circuit breaker and bulkhead for asyncio calls to the GLM API (our own, see below).
+
+:class:`Breaker` and :class:`CallLimit` are what a guarded call needs of them; the classes
+here are the in-process implementations, :mod:`bot.glm.shared` has the ones on Redis that
+every replica of the bot shares.
+"""
 
 # We looked for a maintained library and chose our own: the ones we found (pybreaker,
 # aiobreaker, circuitbreaker, purgatory) trip on a count of consecutive failures rather than a
@@ -14,14 +19,49 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Literal
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Literal, Protocol
 
 from bot.glm.errors import GlmUnavailable
 
-__all__ = ["BreakerState", "Bulkhead", "CircuitBreaker"]
+__all__ = ["Breaker", "BreakerState", "Bulkhead", "CallLimit", "CircuitBreaker", "Verdict"]
 
 BreakerState = Literal["closed", "open", "half_open"]
+
+# What a call's end says about the service: see CircuitBreaker for each.
+Verdict = Literal["success", "failure", "ignored"]
+
+
+class Breaker(Protocol):
+    """A circuit breaker as a guarded call uses it: ``await admit()`` before the call (False:
+    don't call, fail fast), then ``await report(verdict)`` exactly once when its outcome is
+    known. The rules are :class:`CircuitBreaker`'s."""
+
+    @property
+    def state(self) -> BreakerState:
+        """The state as this process last knew it (read by the metrics at every scrape)."""
+        ...
+
+    async def admit(self) -> bool: ...
+
+    async def report(self, verdict: Verdict) -> None: ...
+
+
+class CallLimit(Protocol):
+    """A bulkhead: at most ``max_concurrent`` calls hold a slot at once."""
+
+    @property
+    def in_use(self) -> int:
+        """Slots held by this process."""
+        ...
+
+    @property
+    def max_concurrent(self) -> int: ...
+
+    def slot(self, timeout: float | None = None) -> AbstractAsyncContextManager[None]:
+        """Hold one slot for the ``async with`` body, waiting for it at most ``timeout``
+        seconds (None: as long as it takes); :class:`GlmUnavailable` if none freed in time."""
+        ...
 
 
 class CircuitBreaker:
@@ -42,6 +82,9 @@ class CircuitBreaker:
       same, as it says as much about the service's health as the probe.
 
     Outcomes reported while open are ignored. Every operation is O(1) amortised.
+
+    It is the in-process :class:`Breaker` too: :meth:`admit` and :meth:`report` are
+    :meth:`allow` and the ``record_*`` methods, for a caller that may be given a shared one.
     """
 
     __slots__ = (
@@ -163,6 +206,23 @@ class CircuitBreaker:
         """The call ended in a way that says nothing about the service; frees a probe slot."""
         self._probe_in_flight = False
 
+    def record(self, verdict: Verdict) -> None:
+        """``record_success``, ``record_failure`` or ``record_ignored``, by ``verdict``."""
+        if verdict == "success":
+            self.record_success()
+        elif verdict == "failure":
+            self.record_failure()
+        else:
+            self.record_ignored()
+
+    # -- Breaker ----------------------------------------------------------------------------
+
+    async def admit(self) -> bool:
+        return self.allow()
+
+    async def report(self, verdict: Verdict) -> None:
+        self.record(verdict)
+
     # -- internals --------------------------------------------------------------------------
 
     def _refresh(self, now: float) -> None:
@@ -198,7 +258,9 @@ class CircuitBreaker:
 
 
 class Bulkhead:
-    """Caps the number of concurrent calls so that a slow API cannot pile up unbounded work."""
+    """Caps the number of concurrent calls so that a slow API cannot pile up unbounded work.
+
+    The in-process :class:`CallLimit`: the cap holds for this process only."""
 
     __slots__ = ("_in_use", "_max", "_sem")
 

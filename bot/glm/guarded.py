@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
-from bot.glm.breaker import Bulkhead, CircuitBreaker
+from bot.glm.breaker import Breaker, Bulkhead, CallLimit, CircuitBreaker
 from bot.glm.budget import TurnBudget, current_budget
 from bot.glm.client import GlmClient
 from bot.glm.errors import (
@@ -86,8 +86,8 @@ class GuardedGlm:
         stall_timeout: float = 30.0,
         fallback_model: str | None = None,
         thinking: bool = False,
-        breaker: CircuitBreaker | None = None,
-        bulkhead: Bulkhead | None = None,
+        breaker: Breaker | None = None,
+        bulkhead: CallLimit | None = None,
         max_answer_tokens: int | None = 4096,
         metrics: Metrics | None = None,
     ) -> None:
@@ -97,8 +97,9 @@ class GuardedGlm:
         self.stall_timeout = stall_timeout
         self.fallback_model = fallback_model
         self.thinking = thinking
-        self.breaker = breaker or CircuitBreaker()
-        self.bulkhead = bulkhead or Bulkhead(100)
+        # In this process by default; app.py gives the ones shared through Redis when it has them.
+        self.breaker: Breaker = breaker if breaker is not None else CircuitBreaker()
+        self.bulkhead: CallLimit = bulkhead if bulkhead is not None else Bulkhead(100)
         self.max_answer_tokens = max_answer_tokens  # GLM_MAX_ANSWER_TOKENS (max_tokens)
         self.metrics = metrics if metrics is not None else NO_METRICS
 
@@ -133,7 +134,7 @@ class GuardedGlm:
             # The turn's earlier stages spent its budget: no call, and no fault of the service.
             log.warning("glm not called: the turn's first-token deadline has passed")
             return Answer(Outcome.TIMEOUT, model=request.model)
-        if not self.breaker.allow():
+        if not await self.breaker.admit():
             return Answer(Outcome.UNAVAILABLE, error=GlmUnavailable("circuit breaker is open"))
         answer = await self._timed_attempt(request, on_text, deadline)
         if (
@@ -194,7 +195,7 @@ class GuardedGlm:
             deadline = self.deadline()
         if loop.time() >= deadline:
             raise GlmTimeout("not called: no time left before the deadline")
-        if not self.breaker.allow():
+        if not await self.breaker.admit():
             raise GlmUnavailable("circuit breaker is open")
         recorded = False
         started = loop.time()
@@ -205,26 +206,23 @@ class GuardedGlm:
                 asyncio.timeout_at(deadline),
             ):
                 completion = await self.client.complete(request)
-            self.breaker.record_success()
-            recorded = True
+            recorded = True  # before the await: a verdict is reported once, even if cancelled
+            await self.breaker.report("success")
             self._record(request, started, completion.usage)
             return completion
         except TimeoutError:
-            self.breaker.record_failure()
             recorded = True
+            await self.breaker.report("failure")
             self._record(request, started, None, error="timeout")
             raise GlmTimeout("no answer before the deadline") from None
         except GlmError as err:
             self._record(request, started, None, error=error_code(Outcome.FAILED, err))
-            if err.counts_as_failure:
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_ignored()
             recorded = True
+            await self.breaker.report("failure" if err.counts_as_failure else "ignored")
             raise
         finally:
             if not recorded:  # cancelled by the caller: says nothing about the service
-                self.breaker.record_ignored()
+                await self.breaker.report("ignored")
 
     async def _attempt(
         self, request: ChatRequest, on_text: Callable[[str], None], deadline: float
@@ -255,8 +253,8 @@ class GuardedGlm:
                         if first_at is None:
                             first_at = loop.time()
                             guard.reschedule(first_at + stall)
-                            self.breaker.record_success()
                             recorded = True
+                            await self.breaker.report("success")
                         parts.append(item.content)
                         on_text(item.content)
                     if item.tool_calls:
@@ -268,8 +266,8 @@ class GuardedGlm:
         except TimeoutError:
             text = "".join(parts)
             if first_at is None:
-                self.breaker.record_failure()
                 recorded = True
+                await self.breaker.report("failure")
                 log.warning("glm no first token by the deadline (%.1fs)", self.first_token_timeout)
                 return Answer(Outcome.TIMEOUT, model=request.model)
             log.warning("glm stream stalled for %.1fs after %d chars", stall, len(text))
@@ -280,11 +278,8 @@ class GuardedGlm:
             text = "".join(parts)
             if not text and not calls:
                 if not recorded:
-                    if err.counts_as_failure:
-                        self.breaker.record_failure()
-                    else:
-                        self.breaker.record_ignored()
                     recorded = True
+                    await self.breaker.report("failure" if err.counts_as_failure else "ignored")
                 log.warning("glm failed before the first token: %s", err)
                 return Answer(Outcome.FAILED, error=err, model=request.model)
             log.warning("glm stream interrupted after %d chars: %s", len(text), err)
@@ -301,10 +296,7 @@ class GuardedGlm:
         finally:
             if not recorded:
                 # Finished without visible text (e.g. only tool calls) or cancelled by the user.
-                if calls or finish is not None:
-                    self.breaker.record_success()
-                else:
-                    self.breaker.record_ignored()
+                await self.breaker.report("success" if calls or finish is not None else "ignored")
 
         text = "".join(parts)
         outcome = Outcome.COMPLETE
