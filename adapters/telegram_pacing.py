@@ -81,6 +81,9 @@ class TelegramOutbox:
         self.flood_waits = 0  # 429s received (for logs and the benchmark)
         # Everything one bot's limits are shared by; the token itself never leaves the process.
         self.scope = "telegram:" + hashlib.sha256(bot.token.encode()).hexdigest()[:16]
+        # Chats are named in the ledger by a keyed hash: a shared ledger (Redis) then holds
+        # no user's id, not even for the seconds its windows last (/forget leaves no trace).
+        self._pepper = hashlib.sha256(b"pacing:" + bot.token.encode()).digest()
         self._draft_ids = itertools.count(random.randrange(1, 2**30))
 
     def next_draft_id(self) -> int:
@@ -95,15 +98,20 @@ class TelegramOutbox:
         they leave ``group_reserve`` places of the minute to final messages.
         """
         p = self.policy
-        blocks = (f"chat:{chat}",)
+        name = self._name(chat)
+        blocks = (f"chat:{name}",)
         if kind == "draft":
-            drafts = tuple(Rule(f"draft:{chat}", w, steady=interim) for w in p.drafts)
+            drafts = tuple(Rule(f"draft:{name}", w, steady=interim) for w in p.drafts)
             return Call(self.scope, drafts, blocks)
-        rules = [Rule(f"chat:{chat}", p.chat, steady=interim), Rule("bot", p.bot)]
+        rules = [Rule(f"chat:{name}", p.chat, steady=interim), Rule("bot", p.bot)]
         if group:
             room = max(1, p.group.limit - p.group_reserve) if interim else 0
-            rules.append(Rule(f"group:{chat}", p.group, room=room, steady=interim))
+            rules.append(Rule(f"group:{name}", p.group, room=room, steady=interim))
         return Call(self.scope, tuple(rules), blocks)
+
+    def _name(self, chat: int) -> str:
+        digest = hashlib.blake2b(str(chat).encode(), key=self._pepper, digest_size=8)
+        return digest.hexdigest()
 
     async def try_take(self, chat: int, kind: Kind, *, group: bool, interim: bool) -> Stamp | float:
         """Count a send of ``kind`` to ``chat`` now, or say how many seconds until it fits;
@@ -118,7 +126,7 @@ class TelegramOutbox:
         await self.ledger.sent(stamp)
 
     async def blocked_for(self, chat: int) -> float:
-        return await self.ledger.blocked_for(self.scope, f"chat:{chat}")
+        return await self.ledger.blocked_for(self.scope, f"chat:{self._name(chat)}")
 
     async def slot(self, chat: int, kind: Kind, *, group: bool) -> Stamp:
         """Wait until a send is within every limit, and count it."""
@@ -129,7 +137,7 @@ class TelegramOutbox:
         seconds = retry_seconds(exc)
         self.flood_waits += 1
         self.metrics.platform_rate_limited("telegram")
-        await self.ledger.block(self.scope, f"chat:{chat}", seconds)
+        await self.ledger.block(self.scope, f"chat:{self._name(chat)}", seconds)
         return seconds
 
     async def final(
