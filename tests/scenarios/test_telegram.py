@@ -413,12 +413,7 @@ async def test_ops_endpoints_follow_the_bot_from_start_to_stop(
         tg.flood("editMessageText", GROUP, seconds=1)
         await answered(tg, GROUP, "".join(words).strip())
 
-        async with http.get(ops + "/metrics") as resp:
-            samples = [
-                (s.name, dict(s.labels), s.value)
-                for family in text_string_to_metric_families(await resp.text())
-                for s in family.samples
-            ]
+        samples: list[tuple[str, dict[str, str], float]] = []
 
         def total(name: str, **labels: str) -> float:
             return sum(
@@ -427,6 +422,18 @@ async def test_ops_endpoints_follow_the_bot_from_start_to_stop(
                 if n == name and all(found.get(k) == x for k, x in labels.items())
             )
 
+        # A turn is counted once it has ended (answer delivered, session saved), a moment
+        # after the platform shows its last word.
+        for _ in range(50):
+            async with http.get(ops + "/metrics") as resp:
+                samples = [
+                    (s.name, dict(s.labels), s.value)
+                    for family in text_string_to_metric_families(await resp.text())
+                    for s in family.samples
+                ]
+            if total("bot_turns_total", platform="telegram", result="answered") >= 2:
+                break
+            await asyncio.sleep(0.1)
         assert total("bot_turns_total", platform="telegram", result="answered") == 2
         assert total("bot_time_to_first_visible_seconds_count", platform="telegram") == 2
         assert total("gen_ai_client_operation_duration_seconds_count") == 2
