@@ -24,7 +24,8 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from adapters.telegram_convert import PLATFORM, BotIdentity, Ignore, TextOnly, decide
+from adapters.telegram_convert import PLATFORM, BotIdentity, Decision, Ignore, TextOnly, decide
+from adapters.telegram_http import AiohttpRequest
 from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_pacing import FloodPolicy, TelegramOutbox
 from adapters.telegram_stream import ChatTarget, TelegramReplyStream
@@ -43,8 +44,15 @@ log = logging.getLogger(__name__)
 
 # Edited messages, reactions, member changes... are never answered, so they are not fetched.
 ALLOWED_UPDATES = ["message", "callback_query"]
-MAX_CONCURRENT_UPDATES = 256  # updates being handled at once (waiting ones hold no slot)
+# Updates being handled at once (waiting ones hold no slot). A turn holds its slot until its
+# final message is sent, and finals queue for the bot-wide 30 messages a second: with 256 the
+# 257th chat of a burst could not even start before other chats' finals went out. So this
+# bounds memory (about 40 KiB a turn in flight, bench/bench_capacity.py), not throughput:
+# the model has its own bound (GLM_MAX_CONCURRENCY), the outbox paces the platform calls.
+MAX_CONCURRENT_UPDATES = 4096
 MAX_WAITING_UPDATES = 8  # updates of one session waiting behind the one being handled
+# Updates converted to Bot API JSON and not handled yet (a bound against a leak only).
+MAX_PENDING_PAYLOADS = 10_000
 DEFAULT_WEBHOOK_PORT = 8443
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 
@@ -239,6 +247,7 @@ def build_application(
         .base_url(base_url)
         .base_file_url(file_base_url(base_url))
         .concurrent_updates(processor or SessionOrderedProcessor())
+        .request(AiohttpRequest())  # every call but getUpdates (see adapters/telegram_http.py)
     )
     if queue is not None:
         builder = builder.update_queue(queue)
@@ -266,6 +275,7 @@ class TelegramChannel:
         self.me = BotIdentity(0, "")
         self.journal = app.journal or TurnJournal(app.store)
         self._entries: dict[int, JournalEntry] = {}  # recorded updates, by update_id
+        self._payloads: dict[int, tuple[Update, dict[str, Any]]] = {}  # see _payload
         self._resumed: set[asyncio.Task[None]] = set()
         self._menu: asyncio.Task[None] | None = None
 
@@ -414,20 +424,19 @@ class TelegramChannel:
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.callback_query is not None:
             await self.answer_callback(update.callback_query)
-        decision = decide(update, self.me)
+        decision = self._decide(update, last=True)
         if isinstance(decision, Ignore):
             log.debug("update %s ignored: %s", update.update_id, decision.reason)
             return
         turn = decision.turn if isinstance(decision, TextOnly) else decision
-        stream = self.stream_for(turn)
         lang = detect_language(turn.text, turn.language)
         if isinstance(decision, TextOnly):
             if await self._first_delivery(turn):
-                await stream.finish(t("non_text", lang))
+                await self.stream_for(turn).finish(t("non_text", lang))
             return
         entry = self._entries.pop(update.update_id, None)
         if entry is None:  # not recorded (a test feeding updates by hand)
-            await self._answer(turn, stream, lang, deduplicated=False)
+            await self._answer(turn, self.stream_for(turn), lang, deduplicated=False)
             return
         await self._answer_entry(turn, entry)
 
@@ -452,26 +461,54 @@ class TelegramChannel:
             label=label,
         )
 
+    def _payload(self, update: Update) -> dict[str, Any]:
+        """``update`` as Bot API JSON, converted once: ``record``, ``queue_key`` and
+        ``on_update`` each decide on it and the journal stores it, and PTB's ``to_dict`` is the
+        dearest step of taking an update. Kept from ``record`` until ``_forget`` (the update
+        was handled, refused or not queued); a re-delivery of a queued update is not kept."""
+        kept = self._payloads.get(update.update_id)
+        if kept is not None and kept[0] is update:
+            return kept[1]
+        payload: dict[str, Any] = update.to_dict()
+        if kept is None:
+            self._payloads[update.update_id] = (update, payload)
+            if len(self._payloads) > MAX_PENDING_PAYLOADS:  # never handled (shutdown)
+                del self._payloads[next(iter(self._payloads))]
+        return payload
+
+    def _forget(self, update: Update) -> None:
+        kept = self._payloads.get(update.update_id)
+        if kept is not None and kept[0] is update:
+            del self._payloads[update.update_id]
+
+    def _decide(self, update: Update, *, last: bool = False) -> Decision:
+        """What to do with ``update``; ``last``: nothing will ask again."""
+        decision = decide(self._payload(update), self.me)
+        if last:
+            self._forget(update)
+        return decision
+
     # -- the journal --
 
     async def record(self, update: object) -> bool:
         """Write a turn down before PTB confirms its update (see JournalingQueue)."""
         if not isinstance(update, Update):
             return True  # PTB's own signals
-        decision = decide(update, self.me)
+        payload = self._payload(update)
+        decision = decide(payload, self.me)
         if isinstance(decision, Ignore | TextOnly):
             return True  # nothing to answer, or a one-line notice: not journaled
         session = str(decision.session_key(self.app.manager.config.scope))
         try:
-            entry = await self.journal.record(
-                PLATFORM, decision.delivery_key, session, update.to_dict()
-            )
+            entry = await self.journal.record(PLATFORM, decision.delivery_key, session, payload)
         except JournalUnavailable as exc:
+            self._forget(update)  # not queued
             # Not confirmed: Telegram hands it over again (the poller retries; the webhook
             # answers 500 and Telegram redelivers).
             log.warning("telegram: update %s not taken, retried later: %s", update.update_id, exc)
             raise NetworkError("the turn journal is unavailable") from None
         if entry is None:
+            self._forget(update)  # not queued
             log.info("duplicate delivery %s ignored", decision.delivery_key)
             return False
         self._entries[update.update_id] = entry
@@ -498,8 +535,7 @@ class TelegramChannel:
 
     async def resume_now(self, entry: JournalEntry) -> None:
         """A dead process's turn, answered now (a later turn of its session waits for it)."""
-        update = Update.de_json(entry.payload, self.application.bot)
-        decision = decide(update, self.me)
+        decision = decide(entry.payload, self.me)  # the update as JSON already
         if isinstance(decision, Ignore | TextOnly):
             await self.journal.done(entry)
             return
@@ -508,7 +544,11 @@ class TelegramChannel:
     def queue_key(self, update: object) -> Hashable | None:
         """The session an update queues in; None for updates that get no answer at all."""
         key = order_key(update)
-        if key is not None and isinstance(decide(update, self.me), Ignore):
+        if (
+            key is not None
+            and isinstance(update, Update)
+            and isinstance(self._decide(update), Ignore)
+        ):
             return None  # e.g. group chatter: it must not take anyone's place in the queue
         return key
 
@@ -518,7 +558,7 @@ class TelegramChannel:
             return
         if update.callback_query is not None:
             await self.answer_callback(update.callback_query)
-        decision = decide(update, self.me)
+        decision = self._decide(update, last=True)
         if isinstance(decision, Ignore):
             return
         turn = decision.turn if isinstance(decision, TextOnly) else decision

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from contextlib import aclosing
 
 import aiohttp
@@ -170,8 +170,7 @@ class GlmClient:
                     raise _http_error(resp, await resp.read())
                 parser = SseParser()
                 async for data in resp.content.iter_any():
-                    for event in parser.feed(data):
-                        chunk = parse_chunk(event.data)
+                    for chunk in coalesced(parse_chunk(e.data) for e in parser.feed(data)):
                         if chunk is None:  # [DONE]
                             finished = True
                             return
@@ -191,6 +190,58 @@ class GlmClient:
             raise GlmConnectionError(_client_error_text(exc)) from exc
         if not finished:
             raise GlmConnectionError("stream ended before the answer was finished")
+
+
+def coalesced(chunks: Iterable[Chunk | None]) -> Iterator[Chunk | None]:
+    """The chunks of one read, with each run of text-only chunks of one kind (answer text, or
+    reasoning) as one chunk; anything else (the end, usage, tool calls, ``None`` for [DONE])
+    passes as it came, in order.
+
+    A model streams a few characters an event: when the bot falls behind, a read holds many
+    events, and every chunk costs the whole way to the user (the guard's timer, the filter,
+    the reply stream) whatever its size. Text that arrived together now goes that way once;
+    text that arrives alone is not held back. A failure inside the read (a malformed event)
+    comes after the text before it, as it did chunk by chunk.
+    """
+    kind = ""  # "content" or "reasoning": what ``parts`` hold
+    parts: list[str] = []
+    try:
+        for chunk in chunks:
+            text_kind, text = _text_only(chunk)
+            if text_kind and text_kind == kind:
+                parts.append(text)
+                continue
+            if parts:
+                yield _joined(kind, parts)
+                parts = []
+            kind = text_kind
+            if text_kind:
+                parts.append(text)
+            else:
+                yield chunk
+    except GlmError:
+        if parts:
+            yield _joined(kind, parts)
+        raise
+    if parts:
+        yield _joined(kind, parts)
+
+
+def _text_only(chunk: Chunk | None) -> tuple[str, str]:
+    """("content" or "reasoning", its text) for a chunk that only adds text of one kind;
+    ("", "") for any other."""
+    if chunk is None or chunk.finish_reason is not None or chunk.usage is not None:
+        return "", ""
+    if chunk.tool_calls or (chunk.content and chunk.reasoning):
+        return "", ""
+    if chunk.reasoning:
+        return "reasoning", chunk.reasoning
+    return "content", chunk.content
+
+
+def _joined(kind: str, parts: list[str]) -> Chunk:
+    text = parts[0] if len(parts) == 1 else "".join(parts)
+    return Chunk(reasoning=text) if kind == "reasoning" else Chunk(content=text)
 
 
 def _http_error(resp: aiohttp.ClientResponse, body: bytes) -> GlmError:

@@ -16,7 +16,9 @@ from telegram import Update
 from adapters.telegram import SessionOrderedProcessor, TelegramChannel
 from adapters.telegram_convert import BotIdentity
 from bot.i18n import t
+from bot.journal import TurnJournal
 from bot.observability import NO_METRICS
+from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
 from bot.turn import SessionScope, Turn
 from tests.bot.helpers import RecordingReply
@@ -108,6 +110,19 @@ async def test_global_slots_still_bound_running_updates() -> None:
     work.release(*range(1, 7))
     await asyncio.gather(*tasks)
     assert sorted(work.done) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_burst_of_sessions_all_start_while_earlier_answers_wait_for_their_finals() -> None:
+    # 1,000 chats within a second: a turn keeps its slot until its final message is out, and
+    # finals go out at 30 a second; the 1,000th chat must not wait for 900 of those to start.
+    processor = SessionOrderedProcessor()
+    assert processor.max_concurrent_updates >= 1000
+    work = Work()
+    tasks = [submit(processor, update(n, user=n), work, n) for n in range(1, 1001)]
+    await settle()
+    assert len(work.started) == 1000 and not work.done
+    work.release(*range(1, 1001))
+    await asyncio.gather(*tasks)
 
 
 class Refusals:
@@ -233,3 +248,58 @@ async def test_refused_burst_gets_one_notice_in_the_users_language(text: str, la
     turn, reply = sent[0]
     assert turn.chat_id == "5"
     assert reply.events == [("finish", t("queue_full", lang))]
+
+
+# ---- each update is converted to Bot API JSON once --------------------------------------------
+
+
+def counting_to_dict(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    to_dict = Update.to_dict
+
+    def counted(self: Update, recursive: bool = True) -> dict[str, Any]:
+        calls.append(self.update_id)
+        return to_dict(self, recursive)
+
+    monkeypatch.setattr(Update, "to_dict", counted)
+    return calls
+
+
+def journaled_channel() -> TelegramChannel:
+    ch, _ = channel()
+    ch.app.store = MemorySessionStore()  # type: ignore[misc]
+    ch.journal = TurnJournal(ch.app.store)
+    return ch
+
+
+async def test_an_update_is_converted_once_from_record_to_handling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = counting_to_dict(monkeypatch)
+    ch = journaled_channel()
+    chatter = update(1, user=5, text="just chatting", chat=GROUP)
+    assert await ch.record(chatter)
+    assert ch.queue_key(chatter) is None
+    await ch.on_update(chatter, None)  # type: ignore[arg-type]
+    asked = update(2, user=5, text="안녕")
+    assert await ch.record(asked)
+    assert ch.queue_key(asked) == (5, 5)
+    await ch.refused(asked, False)
+    assert calls == [1, 2]
+    # Handled or refused: nothing is kept.
+    assert await ch.record(update(1, user=5, text="just chatting", chat=GROUP))
+    assert calls == [1, 2, 1]
+
+
+async def test_a_redelivered_update_does_not_disturb_the_queued_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = counting_to_dict(monkeypatch)
+    ch = journaled_channel()
+    first = update(3, user=5, text="안녕")
+    assert await ch.record(first)
+    again = update(3, user=5, text="안녕")  # the same delivery, fetched again
+    assert not await ch.record(again)  # not queued
+    assert ch.queue_key(first) == (5, 5)
+    await ch.refused(first, False)
+    assert calls == [3, 3]  # once each: the queued update kept its conversion to the end

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from bot.glm.client import GlmClient
+from bot.glm.client import GlmClient, coalesced
 from bot.glm.errors import (
     GlmAccountError,
     GlmAuthError,
@@ -16,7 +18,8 @@ from bot.glm.errors import (
     GlmStreamInterrupted,
     GlmUnsafeInput,
 )
-from bot.glm.types import ChatRequest
+from bot.glm.types import ChatRequest, Chunk, Usage
+from bot.glm.types import ToolCall as Call
 from tests.fakes.glm import (
     Drop,
     Error,
@@ -231,3 +234,46 @@ async def test_rate_limited_error_type(fake: FakeGlm) -> None:
     finally:
         await client.close()
     assert len(fake.requests) == 2
+
+
+# ---- chunks that arrive together -------------------------------------------------------------
+
+
+def test_text_read_together_goes_on_as_one_chunk_per_run() -> None:
+    call = Call(id="call_1", name="weather", arguments="{}")
+    end = Chunk(finish_reason="stop", usage=Usage(3, 4, 7))
+    read: list[Chunk | None] = [
+        Chunk(content="서울은 "),
+        Chunk(content="맑아요. "),
+        Chunk(reasoning="생각 "),
+        Chunk(reasoning="중"),
+        Chunk(content="내일은 "),
+        Chunk(tool_calls=(call,)),
+        Chunk(content="비."),
+        end,
+        None,  # [DONE]
+    ]
+    assert list(coalesced(read)) == [
+        Chunk(content="서울은 맑아요. "),
+        Chunk(reasoning="생각 중"),
+        Chunk(content="내일은 "),
+        Chunk(tool_calls=(call,)),
+        Chunk(content="비."),
+        end,
+        None,
+    ]
+    alone = [Chunk(content="하나")]
+    assert list(coalesced(alone)) == alone
+
+
+def test_a_failure_inside_a_read_comes_after_the_text_before_it() -> None:
+    def read() -> Iterator[Chunk | None]:
+        yield Chunk(content="앞부분")
+        yield Chunk(content="만 ")
+        raise GlmProtocolError("malformed JSON in stream")
+
+    seen: list[Chunk | None] = []
+    with pytest.raises(GlmProtocolError):
+        for chunk in coalesced(read()):
+            seen.append(chunk)
+    assert seen == [Chunk(content="앞부분만 ")]

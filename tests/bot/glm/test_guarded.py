@@ -49,11 +49,14 @@ def user(text: str) -> list[dict[str, object]]:
 
 
 async def test_chunks_reach_on_text_in_order(fake: FakeGlm, client: GlmClient) -> None:
-    fake.enqueue(Reply("하나 둘 셋 넷", chunks=["하나 ", "둘 ", "셋 ", "넷"]))
+    pieces = ["하나 ", "둘 ", "셋 ", "넷"]
+    fake.enqueue(Reply("하나 둘 셋 넷", chunks=pieces, delay=0.05))
     seen: list[str] = []
     g = guarded(client)
     answer = await g.stream_answer(g.request(user("세어 봐")), seen.append)
-    assert seen == ["하나 ", "둘 ", "셋 ", "넷"]
+    # Each piece as it came; pieces read together (a slow reader) come as one, in order.
+    assert "".join(seen) == "하나 둘 셋 넷" and len(seen) > 1
+    assert all(any("".join(pieces[i:j]) == s for i in range(4) for j in range(i, 5)) for s in seen)
     assert answer.outcome is Outcome.COMPLETE and answer.text == "하나 둘 셋 넷"
 
 
