@@ -48,6 +48,9 @@ class FloodPolicy:
     drafts: tuple[Window, ...] = DRAFTS
     group_reserve: int = 3  # group slots interim edits leave free for final messages
     typing_interval: float = 4.5  # the typing status lasts 5 s on the client
+    # The typing status is for a model that is slow to start: an answer whose first words
+    # show within this long needs none (and a burst of chats does not spend calls on it).
+    typing_delay: float = 1.0
     # A draft is a 30-second preview: when the model pauses, the same draft is sent again
     # after this long, so the answer does not vanish from the screen meanwhile (0: never).
     draft_refresh: float = 20.0

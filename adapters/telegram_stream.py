@@ -193,6 +193,10 @@ class TelegramReplyStream(ReplyStream):
 
     async def _typing(self) -> None:
         chat = self.target.chat_id
+        delay = self.outbox.policy.typing_delay
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._text_shown.wait(), delay)
         while not self._text_shown.is_set() and not self._closed.is_set():
             if await self.outbox.blocked_for(chat) <= 0:
                 try:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -38,6 +39,7 @@ FAST = FloodPolicy(
     drafts=(Window(0.02, 1), Window(0.5, 20), Window(3.0, 40)),
     group_reserve=2,
     typing_interval=0.05,
+    typing_delay=0.0,
 )
 FAST_LIMITS = Limits(per_chat=(0.1, 1), per_group=(1.0, 8), per_bot=(0.1, 30), drafts=((0.5, 20),))
 
@@ -112,6 +114,24 @@ async def test_private_answer_shows_as_drafts_then_one_formatted_message(
     assert fake.bot_texts(USER) == ["서울은 맑고 21도예요. 내일은 비가 와요."]
     assert fake.bot_messages(USER)[0].entities[0]["type"] == "bold"
     assert fake.calls_to("editMessageText") == []
+    assert fake.rejected() == []
+
+
+async def test_typing_shows_only_when_the_first_words_are_slow(
+    fake: FakeTelegram, outbox: TelegramOutbox
+) -> None:
+    outbox = TelegramOutbox(outbox.bot, replace(FAST, typing_delay=0.3))
+    quick = private(fake, outbox)
+    await quick.finish(await feed(quick, ["바로 ", "답해요."], 0.02))
+    assert fake.calls_to("sendChatAction", USER) == []
+    assert fake.bot_texts(USER) == ["바로 답해요."]
+
+    slow = private(fake, outbox)
+    await slow.start()
+    await fake.wait_for(lambda f: bool(f.calls_to("sendChatAction", USER)), within=2)
+    slow.append("늦게 ")
+    await slow.finish("늦게 답해요.")
+    assert fake.bot_texts(USER)[-1] == "늦게 답해요."
     assert fake.rejected() == []
 
 
