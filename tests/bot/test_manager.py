@@ -18,7 +18,8 @@ from tests.fakes.glm import Drop, Error, FakeGlm, Reply, Sensitive, Stall
 async def test_answer_is_streamed_then_finished_and_remembered(
     fake: FakeGlm, manager: ConversationManager, store: MemorySessionStore
 ) -> None:
-    fake.enqueue(Reply("서울은 맑아요.", chunks=["서울은 ", "맑아요."]))
+    # Pieces apart in time reach the reply one by one (pieces read together arrive as one).
+    fake.enqueue(Reply("서울은 맑아요.", chunks=["서울은 ", "맑아요."], delay=0.05))
     reply = RecordingReply()
     result = await manager.handle(turn("서울 날씨 알려줘"), reply)
     assert result is TurnResult.ANSWERED
