@@ -109,6 +109,15 @@ class Call:
     def keys(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.key for r in self.rules))
 
+    @property
+    def spans(self) -> dict[str, float]:
+        """Per key (in the order of ``keys``), the longest window it counts in, in seconds:
+        older calls never matter to it."""
+        longest: dict[str, float] = {}
+        for rule in self.rules:
+            longest[rule.key] = max(longest.get(rule.key, 0.0), rule.window.counted)
+        return longest
+
 
 _ids = itertools.count()
 _PROCESS = f"{os.getpid():x}.{os.urandom(3).hex()}"
@@ -213,14 +222,13 @@ class MemoryLedger:
         self._sends: dict[tuple[str, str], deque[Stamp]] = {}
         self._reserved: Counter[tuple[str, str]] = Counter()
         self._blocked: dict[tuple[str, str], float] = {}
-        self._keep = 0.0  # the longest window seen: older calls never matter
+        self._keep: dict[tuple[str, str], float] = {}  # per key, its longest window
         self._takes = 0
 
     def check(self, call: Call) -> float:
         now = self.clock()
         wait = max((self._blocked.get((call.scope, k), 0.0) - now for k in call.blocks), default=0)
         for rule in call.rules:
-            self._keep = max(self._keep, rule.window.counted)
             key = (call.scope, rule.key)
             sends = self._sends.get(key)
             recent: list[float] = []
@@ -234,10 +242,12 @@ class MemoryLedger:
     def count(self, call: Call) -> Stamp:
         now = self.clock()
         stamp = Stamp(call.scope, call.keys, now)
-        for name in stamp.keys:
-            sends = self._sends.setdefault((call.scope, name), deque())
+        for name, span in call.spans.items():
+            key = (call.scope, name)
+            keep = self._keep[key] = max(self._keep.get(key, 0.0), span)
+            sends = self._sends.setdefault(key, deque())
             sends.append(stamp)
-            while sends and sends[0].done and sends[0].at <= now - self._keep:
+            while sends and sends[0].done and sends[0].at <= now - keep:
                 sends.popleft()
         self._takes += 1
         if self._takes % 1000 == 0:
@@ -249,10 +259,11 @@ class MemoryLedger:
         idle = [
             key
             for key, sends in self._sends.items()
-            if all(s.done and s.at <= now - self._keep for s in sends)
+            if all(s.done and s.at <= now - self._keep.get(key, 0.0) for s in sends)
         ]
         for key in idle:
             del self._sends[key]
+            self._keep.pop(key, None)
         for key in [k for k, until in self._blocked.items() if until <= now]:
             del self._blocked[key]
         for key in [k for k, n in self._reserved.items() if n <= 0]:
@@ -463,10 +474,7 @@ class RedisLedger:
         return keys, head + rules
 
     def _counted(self, call: Call) -> tuple[float, ...]:
-        longest: dict[str, float] = {}
-        for rule in call.rules:
-            longest[rule.key] = max(longest.get(rule.key, 0.0), rule.window.counted * 1000)
-        return tuple(longest[k] for k in call.keys)
+        return tuple(span * 1000 for span in call.spans.values())
 
     async def _run(self, call: Call, mode: str, call_id: str, reserve_under: int = 0) -> float:
         keys, args = self._script_args(call, mode, call_id, reserve_under)
