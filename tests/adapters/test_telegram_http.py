@@ -88,29 +88,28 @@ async def test_refusals_and_flood_waits_are_ptbs_errors(tg: FakeTelegram) -> Non
     assert retry_seconds(flood.value) == 3
 
 
-async def test_an_unreachable_api_is_a_network_error() -> None:
+async def failed_post(url: str) -> NetworkError:
     request = AiohttpRequest()
     await request.initialize()
     try:
         with pytest.raises(NetworkError) as failed:
-            await request.post(f"http://127.0.0.1:{free_port()}/bot{TOKEN}/getMe")
+            await request.post(url)
     finally:
         await request.shutdown()
-    assert not isinstance(failed.value, TimedOut)
-    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+    return failed.value
+
+
+async def test_an_unreachable_api_is_a_network_error() -> None:
+    failed = await failed_post(f"http://127.0.0.1:{free_port()}/bot{TOKEN}/getMe")
+    assert not isinstance(failed, TimedOut)
+    assert failed.__cause__ is None and failed.__suppress_context__
 
 
 async def test_an_error_naming_the_url_does_not_show_the_token() -> None:
-    request = AiohttpRequest()
-    await request.initialize()
-    try:
-        with pytest.raises(NetworkError) as failed:
-            await request.post(f"http://exa mple.invalid:99999/bot{TOKEN}/getMe")
-    finally:
-        await request.shutdown()
+    failed = await failed_post(f"http://exa mple.invalid:99999/bot{TOKEN}/getMe")
     secret = TOKEN.split(":", 1)[1]
-    assert secret not in str(failed.value) and secret not in repr(failed.value)
-    assert failed.value.__cause__ is None and failed.value.__suppress_context__
+    assert secret not in str(failed) and secret not in repr(failed)
+    assert failed.__cause__ is None and failed.__suppress_context__
 
 
 async def test_a_slow_answer_times_out(echo: str) -> None:
