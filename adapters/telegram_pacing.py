@@ -137,11 +137,15 @@ class TelegramOutbox:
 
     async def block(self, chat: int, exc: RetryAfter) -> float:
         """Telegram said "retry after N seconds" for ``chat``: nobody sends there until then."""
-        seconds = retry_seconds(exc)
-        self.flood_waits += 1
-        self.metrics.platform_rate_limited("telegram")
+        seconds = self._rate_limited(exc)
         await self.ledger.block(self.scope, f"chat:{self._name(chat)}", seconds)
         return seconds
+
+    def _rate_limited(self, exc: RetryAfter) -> float:
+        """Count a 429 (for logs, the benchmark and the metrics); its Retry-After seconds."""
+        self.flood_waits += 1
+        self.metrics.platform_rate_limited("telegram")
+        return retry_seconds(exc)
 
     async def final(
         self, chat: int, kind: Kind, group: bool, call: Callable[[], Awaitable[T]]
@@ -178,9 +182,7 @@ class TelegramOutbox:
             try:
                 return await call()
             except RetryAfter as exc:
-                seconds = retry_seconds(exc)
-                self.flood_waits += 1
-                self.metrics.platform_rate_limited("telegram")
+                seconds = self._rate_limited(exc)
                 failures += 1
                 if failures >= tries:
                     raise
