@@ -157,3 +157,23 @@ def test_the_channel_sends_through_it_and_polls_as_before() -> None:
     assert isinstance(application.bot.request, AiohttpRequest)
     # getUpdates keeps PTB's own request (one connection, the long poll's timeouts).
     assert not isinstance(application.bot._request[0], AiohttpRequest)
+
+
+async def test_a_proxy_named_in_the_environment_carries_the_calls(
+    echo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY is honoured as by PTB's default client (here the echo server is the
+    proxy: a Bot API host that does not resolve is reached through it)."""
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", echo.removesuffix("/bot"))
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        for _ in range(2):  # the proxy is looked up once per host, then reused
+            status, body = await request.do_request(
+                "http://api.telegram.invalid/bot123:secret/getMe", "POST"
+            )
+            assert status == 200 and b"echo_bot" in body
+    finally:
+        await request.shutdown()
