@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from slack_sdk.errors import SlackApiError
 
 from bot.observability import NO_METRICS, Metrics
-from bot.pacing import Call, MemoryLedger, PaceLedger, Reservation, Rule, Stamp, Window, when_room
+from bot.pacing import (
+    Call,
+    MemoryLedger,
+    PaceLedger,
+    Reservation,
+    Rule,
+    Stamp,
+    WaitingLine,
+    Window,
+    when_room,
+)
 
 START = "chat.startStream"
 APPEND = "chat.appendStream"
@@ -87,6 +97,7 @@ class SlackBudget:
         self.metrics = metrics if metrics is not None else NO_METRICS
         self.ledger = ledger if ledger is not None else MemoryLedger(clock=clock)
         self.rate_limited = 0  # 429s received (for logs and the benchmark)
+        self.line = WaitingLine()  # calls that must wait do so in arrival order, per method
         # Learnt from Slack's answers, per process: a refusal is asked again after a while.
         self._stream_refused: dict[str, float] = {}
         self._no_status: set[tuple[str, bool]] = set()
@@ -151,7 +162,10 @@ class SlackBudget:
 
     async def slot(self, team: str, method: str, channel: str = "") -> Stamp:
         """Wait until a call is within every window, and count it."""
-        return await when_room(self.ledger, self.call(team, method, channel))
+        call = self.call(team, method, channel)
+        if method not in self.policy.methods:
+            return await when_room(self.ledger, call)
+        return await self.line.when_room(self.ledger, call, method)
 
     async def block(self, team: str, method: str, seconds: float) -> float:
         """Slack answered 429: nobody calls ``method`` in ``team`` for ``seconds``."""

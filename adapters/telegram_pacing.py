@@ -18,7 +18,7 @@ from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot.observability import NO_METRICS, Metrics
-from bot.pacing import Call, MemoryLedger, PaceLedger, Rule, Stamp, Window, when_room
+from bot.pacing import Call, MemoryLedger, PaceLedger, Rule, Stamp, WaitingLine, Window
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class TelegramOutbox:
         # no user's id, not even for the seconds its windows last (/forget leaves no trace).
         self._pepper = hashlib.sha256(b"pacing:" + bot.token.encode()).digest()
         self._draft_ids = itertools.count(random.randrange(1, 2**30))
+        self.line = WaitingLine()  # finals wait for the bot-wide second in arrival order
 
     def next_draft_id(self) -> int:
         """A fresh non-zero draft id: updates of one draft animate, a new id starts a new one."""
@@ -133,7 +134,8 @@ class TelegramOutbox:
 
     async def slot(self, chat: int, kind: Kind, *, group: bool) -> Stamp:
         """Wait until a send is within every limit, and count it."""
-        return await when_room(self.ledger, self.call(chat, kind, group=group, interim=False))
+        call = self.call(chat, kind, group=group, interim=False)
+        return await self.line.when_room(self.ledger, call, "bot")
 
     async def block(self, chat: int, exc: RetryAfter) -> float:
         """Telegram said "retry after N seconds" for ``chat``: nobody sends there until then."""

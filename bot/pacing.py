@@ -30,13 +30,14 @@ call share one hash tag (the bot or the workspace), so it works on Redis Cluster
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,6 +57,7 @@ __all__ = [
     "Reservation",
     "Rule",
     "Stamp",
+    "WaitingLine",
     "Window",
     "build_ledger",
     "margin",
@@ -209,6 +211,52 @@ async def when_room(ledger: PaceLedger, call: Call) -> Stamp:
         if isinstance(got, Stamp):
             return got
         await asyncio.sleep(got)
+
+
+class WaitingLine:
+    """Callers waiting for room under a key many of them share (a bot's second, a workspace's
+    method minute) queue in arrival order, and only the first of them asks the ledger.
+
+    Waiting each on its own, a thousand final messages would all wake when a place frees, and
+    all but one would find it taken: a thousand ledger checks (a thousand Redis round trips)
+    per place. In line it is one check per place, and the first to wait is the first sent.
+    The ledger still decides: the line only orders who asks (other replicas, and interim
+    updates, which never wait, take places too). A caller whose own windows (its chat, a
+    block on it) are full waits for them out of line, so it holds up nobody else.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+
+    async def when_room(self, ledger: PaceLedger, call: Call, shared: str) -> Stamp:
+        """Like :func:`when_room`, waiting in line for the rule keyed ``shared``."""
+        own = Call(call.scope, tuple(r for r in call.rules if r.key != shared), call.blocks)
+        while True:
+            wait = await ledger.wait_time(own)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            async with self._turn((call.scope, shared)):
+                while True:
+                    got = await ledger.take(call)
+                    if isinstance(got, Stamp):
+                        return got
+                    if await ledger.wait_time(own) > 0:
+                        break  # its own windows filled meanwhile: step aside
+                    await asyncio.sleep(got)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """Hold ``key``'s line (asyncio.Lock wakes its waiters first come, first served)."""
+        lock, users = self._lines.get(key) or self._lines.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._lines[key]
 
 
 # ---- in memory ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from bot.pacing import (
     RedisLedger,
     Rule,
     Stamp,
+    WaitingLine,
     Window,
     build_ledger,
     rule_wait,
@@ -294,3 +295,64 @@ async def test_redis_cluster(redis_cluster_url: str) -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+# ---- a line for a window many wait on --------------------------------------------------------
+
+
+class CountingLedger(MemoryLedger):
+    """A memory ledger that counts how often it is asked to take a call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    async def take(self, call: Call) -> Stamp | float:
+        self.asked += 1
+        return await super().take(call)
+
+
+def final(chat: int) -> Call:
+    """A final message: its own chat's second and the whole bot's (here 50 a second)."""
+    return Call(
+        SCOPE,
+        (Rule(f"chat:{chat}", Window(1.0, 1)), Rule("bot", Window(0.2, 10))),
+        (f"chat:{chat}",),
+    )
+
+
+async def test_waiting_line_serves_many_waiters_in_order_asking_once_per_place() -> None:
+    ledger = CountingLedger()
+    line = WaitingLine()
+    order: list[int] = []
+
+    async def send(chat: int) -> None:
+        stamp = await line.when_room(ledger, final(chat), "bot")
+        order.append(chat)
+        await ledger.sent(stamp)
+
+    await asyncio.gather(*(send(chat) for chat in range(60)))
+    assert order == list(range(60))  # first come, first sent
+    # Waiting alone, every waiter asks again whenever places free (210 asks for these 60,
+    # more the longer the line); in line only the first asks: one ask per send, plus one per
+    # window that fills.
+    assert ledger.asked <= 60 + 10
+    assert not line._lines  # nothing left behind
+
+
+async def test_waiting_line_a_caller_held_by_its_own_chat_steps_aside() -> None:
+    ledger = MemoryLedger()
+    line = WaitingLine()
+    await ledger.block(SCOPE, "chat:1", 0.5)  # chat 1 was told to wait half a second
+    done: dict[int, float] = {}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def send(chat: int) -> None:
+        stamp = await line.when_room(ledger, final(chat), "bot")
+        done[chat] = loop.time() - started
+        await ledger.sent(stamp)
+
+    await asyncio.gather(send(1), *(send(chat) for chat in range(2, 6)))
+    assert all(done[chat] < 0.2 for chat in range(2, 6))  # not held behind chat 1
+    assert 0.45 <= done[1] < 0.8
