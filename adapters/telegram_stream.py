@@ -414,6 +414,44 @@ class TelegramReplyStream(ReplyStream):
     async def _final_send(
         self, index: int, payload: Payload, markup: InlineKeyboardMarkup | None
     ) -> None:
+        keeper = None
+        if self._draft is not None and self.outbox.policy.draft_refresh > 0:
+            keeper = asyncio.get_running_loop().create_task(self._keep_draft())
+        try:
+            await self._send_final(index, payload, markup)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def _keep_draft(self) -> None:
+        """While the final message waits for its turn (under load, longer than a draft lives),
+        send the live draft again every ``draft_refresh`` seconds: the answer stays on the
+        screen until the message replaces it."""
+        assert self._draft is not None
+        index, text = self._draft
+        action = _Action("draft", index, self._interim_payload(text))
+        while True:
+            wait = self._draft_at + self.outbox.policy.draft_refresh - self.outbox.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            chat = self.target.chat_id
+            stamp = await self.outbox.try_take(chat, "draft", group=False, interim=True)
+            if not isinstance(stamp, Stamp):
+                await asyncio.sleep(stamp)
+                continue
+            try:
+                sent = await self._interim(action)
+            finally:
+                await self.outbox.sent(stamp)
+            if not sent:
+                self._draft_at = self.outbox.clock()  # refused: try again a refresh later
+
+    async def _send_final(
+        self, index: int, payload: Payload, markup: InlineKeyboardMarkup | None
+    ) -> None:
         chat = self.target.chat_id
         attempt = payload
         while True:

@@ -154,6 +154,33 @@ async def test_a_draft_is_sent_again_while_the_model_pauses(fake: FakeTelegram) 
     assert fake.rejected() == []
 
 
+async def test_the_draft_stays_alive_while_the_final_message_waits_its_turn(
+    fake: FakeTelegram,
+) -> None:
+    """Under load a final message can wait longer than a draft lives (30 s): the draft is
+    kept alive until the message replaces it, so the answer never vanishes meanwhile."""
+    policy = dataclasses.replace(FAST, draft_refresh=0.2, bot=Window(1.2, 1))
+    async with Bot(TOKEN, base_url=fake.base_url) as bot:
+        outbox = TelegramOutbox(bot, policy)
+        stream = TelegramReplyStream(outbox, ChatTarget(USER, private=True))
+        await stream.start()
+        stream.append("거의 다 썼어요")
+        await asyncio.sleep(0.05)
+        # Another chat's final takes the bot's only place: this final waits ~1.2 s.
+        await outbox.sent(await outbox.slot(USER + 1, "message", group=False))
+        before = len(fake.calls_to("sendMessageDraft", USER))
+        await stream.finish("거의 다 썼어요. 끝!")
+        drafts = fake.calls_to("sendMessageDraft", USER)[before:]
+        final = fake.calls_to("sendMessage", USER)[-1]
+        assert len(drafts) >= 4  # every 0.2 s of the wait, the same draft again
+        assert {c.text for c in drafts} == {"거의 다 썼어요"}
+        assert all(c.time <= final.time for c in drafts)
+        await asyncio.sleep(0.3)
+        assert len(fake.calls_to("sendMessageDraft", USER)) == before + len(drafts)  # then none
+    assert fake.bot_texts(USER) == ["거의 다 썼어요. 끝!"]
+    assert fake.rejected() == []
+
+
 async def test_whitespace_does_not_put_off_the_draft_refresh_which_stops_after_three(
     fake: FakeTelegram,
 ) -> None:
