@@ -12,7 +12,13 @@ errors as ``HTTPXRequest``: ``TimedOut`` for any timeout, ``NetworkError`` for t
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import re
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
@@ -140,6 +146,8 @@ class AiohttpRequest(BaseRequest):
         return found
 
 
+Job = Coroutine[Any, Any, Any]
+
 _TOKEN_IN_URL = re.compile(r"/bot[^/\s]+")
 
 
@@ -155,3 +163,96 @@ def _form(request_data: RequestData) -> aiohttp.FormData:
         filename, content, *rest = field
         form.add_field(name, content, filename=filename, content_type=rest[0] if rest else None)
     return form
+
+
+class ThreadedPollRequest(BaseRequest):
+    """PTB's ``getUpdates`` calls made on an event loop of their own, in a thread of their own.
+
+    On the bot's loop a long poll is a dozen steps (connect, write, read the head, read the
+    body…), and when a thousand answers stream at once every step waits behind all of them: the
+    poll that brings the next hundred messages came back only every 0.3-0.4 s, and messages
+    sat at Telegram for a second or two (bench/bench_capacity.py). On a loop that does nothing
+    else the poll waits for the bot's loop once, to hand over what it got; the bot's loop still
+    journals each update before the next poll confirms it, as before.
+
+    The calls themselves are :class:`AiohttpRequest`'s (same timeouts, errors and proxies). A
+    cancelled call is cancelled on the polling loop too, so its connection ends as an awaited
+    request's would; a new call first waits for the one it supersedes to end, so Telegram never
+    sees two polls at once (it would answer the older one 409).
+    """
+
+    __slots__ = ("_inner", "_last", "_loop", "_thread")
+
+    def __init__(
+        self,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+    ) -> None:
+        self._inner = AiohttpRequest(
+            connection_pool_size=2,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._last: concurrent.futures.Future[Any] | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        if self._loop is None:
+            loop = self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=loop.run_forever, name="telegram-getUpdates", daemon=True
+            )
+            self._thread.start()
+        await self._on_poll_loop(self._inner.initialize())
+
+    async def shutdown(self) -> None:
+        loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        try:
+            await self._on(loop, self._inner.shutdown())
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join, 2.0)
+            if not thread.is_alive():
+                loop.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        last = self._last
+        if last is not None and not last.done():
+            # PTB's last call on stopping can come before the cancelled poll has ended.
+            last.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wrap_future(last)
+        call = self._inner.do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+        return await self._on_poll_loop(call)  # type: ignore[no-any-return]
+
+    async def _on_poll_loop(self, coroutine: Job) -> Any:
+        if self._loop is None:
+            coroutine.close()
+            raise RuntimeError("This ThreadedPollRequest is not initialized!")
+        return await self._on(self._loop, coroutine)
+
+    async def _on(self, loop: asyncio.AbstractEventLoop, coroutine: Job) -> Any:
+        future = self._last = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        return await asyncio.wrap_future(future)  # cancelling this cancels it there too

@@ -4,6 +4,7 @@ small echo server for what the fake does not model: file uploads, a slow answer)
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from adapters.telegram import build_application
-from adapters.telegram_http import AiohttpRequest
+from adapters.telegram_http import AiohttpRequest, ThreadedPollRequest
 from adapters.telegram_pacing import retry_seconds
 from bench.common import free_port
 from tests.fakes.telegram import TOKEN, FakeTelegram
@@ -177,3 +178,78 @@ async def test_a_proxy_named_in_the_environment_carries_the_calls(
             assert status == 200 and b"echo_bot" in body
     finally:
         await request.shutdown()
+
+
+# ---- getUpdates in a thread of its own ----------------------------------------------------------
+
+
+def poller(base_url: str, **request: Any) -> Bot:
+    return Bot(TOKEN, base_url=base_url, get_updates_request=ThreadedPollRequest(**request))
+
+
+async def test_a_poll_in_its_thread_brings_the_updates_and_leaves_the_loop_free(
+    tg: FakeTelegram,
+) -> None:
+    user = tg.users[MIN]
+    async with poller(tg.base_url) as b:
+        tg.say(tg.chats[MIN], user, "안녕하세요")
+        first = await b.get_updates(timeout=1)
+        assert [u.message.text for u in first if u.message] == ["안녕하세요"]
+        # A long poll with nothing to bring: the loop keeps turning meanwhile.
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(tick())
+        waiting = asyncio.create_task(b.get_updates(offset=first[-1].update_id + 1, timeout=2))
+        await asyncio.sleep(0.3)
+        assert not waiting.done() and ticks >= 15
+        tg.say(tg.chats[MIN], user, "서울 날씨")  # arrives while the poll waits
+        later = await asyncio.wait_for(waiting, 1)
+        ticking.cancel()
+    assert [u.message.text for u in later if u.message] == ["서울 날씨"]
+
+
+async def test_a_cancelled_poll_and_a_shutdown_end_at_once(tg: FakeTelegram) -> None:
+    request = ThreadedPollRequest()
+    async with Bot(TOKEN, base_url=tg.base_url, get_updates_request=request) as b:
+        waiting = asyncio.create_task(b.get_updates(timeout=30))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # PTB's last call on stopping (offset confirmed, no wait) is answered at once; the
+        # fake ends the older poll still waiting in its thread, as Telegram does.
+        assert await asyncio.wait_for(b.get_updates(timeout=0), 2) == ()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while any(t.name == "telegram-getUpdates" for t in threading.enumerate()):
+        assert loop.time() - started < 2
+        await asyncio.sleep(0.05)
+
+
+async def poll_failure(url: str, **settings: Any) -> NetworkError:
+    request = ThreadedPollRequest(**settings)
+    await request.initialize()
+    try:
+        with pytest.raises(NetworkError) as failed:
+            await request.post(url)
+    finally:
+        await request.shutdown()
+    return failed.value
+
+
+async def test_poll_errors_are_ptbs_and_name_no_token(echo: str) -> None:
+    secret = TOKEN.split(":", 1)[1]
+    unreachable = await poll_failure(f"http://127.0.0.1:{free_port()}/bot{TOKEN}/getUpdates")
+    invalid = await poll_failure(f"http://exa mple.invalid:99999/bot{TOKEN}/getUpdates")
+    for failed in (unreachable, invalid):
+        assert not isinstance(failed, TimedOut)
+        assert secret not in str(failed) and secret not in repr(failed)
+        assert failed.__cause__ is None
+    slow = await poll_failure(f"{echo}{TOKEN}/slow", read_timeout=0.3)
+    assert isinstance(slow, TimedOut)
