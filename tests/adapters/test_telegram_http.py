@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.request import BaseRequest
 
 from adapters.telegram import build_application
 from adapters.telegram_http import AiohttpRequest, ThreadedPollRequest
@@ -89,8 +90,8 @@ async def test_refusals_and_flood_waits_are_ptbs_errors(tg: FakeTelegram) -> Non
     assert retry_seconds(flood.value) == 3
 
 
-async def failed_post(url: str) -> NetworkError:
-    request = AiohttpRequest()
+async def failed_post(url: str, request: BaseRequest | None = None) -> NetworkError:
+    request = request or AiohttpRequest()
     await request.initialize()
     try:
         with pytest.raises(NetworkError) as failed:
@@ -233,14 +234,7 @@ async def test_a_cancelled_poll_and_a_shutdown_end_at_once(tg: FakeTelegram) -> 
 
 
 async def poll_failure(url: str, **settings: Any) -> NetworkError:
-    request = ThreadedPollRequest(**settings)
-    await request.initialize()
-    try:
-        with pytest.raises(NetworkError) as failed:
-            await request.post(url)
-    finally:
-        await request.shutdown()
-    return failed.value
+    return await failed_post(url, ThreadedPollRequest(**settings))
 
 
 async def test_poll_errors_are_ptbs_and_name_no_token(echo: str) -> None:
