@@ -31,6 +31,7 @@ from bot.sessions.base import SessionStore, SessionStoreError
 from bot.sessions.index import StoredIndex
 from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
+from bot.usage import Accounting, Budgets, UsageCommand, build_usage_ledger
 
 if TYPE_CHECKING:
     from bot.forms.runtime import FormsRuntime
@@ -139,6 +140,9 @@ class App:
                 await self.summarizer.cancel()  # the next turn after a restart tries again
         with contextlib.suppress(Exception):
             await self.notices.drain()
+        if self.manager.accounting is not None:
+            with contextlib.suppress(Exception):
+                await self.manager.accounting.drain()  # the last turns' tokens
         forms = self.extras.get("forms")
         if forms is not None:
             with contextlib.suppress(Exception):
@@ -285,6 +289,10 @@ async def build_app(
             index=index,
             notices=notices,
         )
+    # Tokens counted per user, group and tenant, and the budgets (bot/usage.py).
+    accounting = Accounting(
+        build_usage_ledger(store), Budgets.from_settings(settings), metrics=metrics
+    )
     commands = CommandRouter(
         store,
         scope=config.scope,
@@ -294,7 +302,10 @@ async def build_app(
             **(admin_ids or {}),
         },
         admin_checks=admin_checks,
-        extra=[forms.submissions_command] if forms is not None else [],
+        extra=[
+            UsageCommand(accounting),
+            *([forms.submissions_command] if forms is not None else []),
+        ],
         index=index,
         offline=settings.offline,
     )
@@ -312,6 +323,7 @@ async def build_app(
         summarizer=summarizer,
         recall=recall,
         metrics=metrics,
+        accounting=accounting,
     )
     return App(
         settings,

@@ -260,13 +260,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         '예: "서울 날씨 알려줘" → "부산은?", "상담 예약하고 싶어요"\n'
         "/cancel — 진행 중인 질문(예약 등) 취소\n"
         "/reset — 이 대화를 새로 시작\n/memory — 이 대화에서 기억하는 것 보기\n"
-        "/forget — 저장된 내 대화 기록 삭제\n/help — 도움말",
+        "/forget — 저장된 내 대화 기록 삭제\n/usage — 내 토큰 사용량\n/help — 도움말",
         "en": "Hi! I'm a chatbot answering with GLM-4.5. Ask me anything.\n"
         'Try: "What\'s the weather in Seoul?" then "What about Busan?", '
         'or "I\'d like to book a consultation"\n'
         "/cancel — stop a form in progress (e.g. a booking)\n"
         "/reset — start this conversation over\n/memory — what I remember of it\n"
-        "/forget — delete what I stored about you\n/help — this help",
+        "/forget — delete what I stored about you\n/usage — your token usage\n"
+        "/help — this help",
     },
     "reset_done": {
         "ko": "대화를 초기화했어요. 새로 시작해요!",
@@ -303,6 +304,56 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fallback_empty": {
         "ko": "AI 모델이 빈 답을 보냈어요. 다시 물어봐 주세요.",
         "en": "The AI model sent back an empty answer. Please ask again.",
+    },
+    # Token budgets (bot/usage.py); {reset}: how long until it resets, {at}: when (UTC).
+    "budget_user_day": {
+        "ko": "오늘 쓸 수 있는 AI 토큰을 모두 썼어요. {reset} 뒤({at})에 다시 답할 수 있어요. "
+        "/usage 로 사용량을 볼 수 있고, AI가 필요 없는 명령과 예약은 계속 쓸 수 있어요.",
+        "en": "You've used today's AI token budget. I can answer again in {reset} ({at}). "
+        "See /usage for your figures; commands and bookings that need no AI still work.",
+    },
+    "budget_user_month": {
+        "ko": "이번 달에 쓸 수 있는 AI 토큰을 모두 썼어요. {reset} 뒤({at})에 다시 답할 수 "
+        "있어요. /usage 로 사용량을 볼 수 있고, AI가 필요 없는 명령과 예약은 계속 쓸 수 있어요.",
+        "en": "You've used this month's AI token budget. I can answer again in {reset} ({at}). "
+        "See /usage for your figures; commands and bookings that need no AI still work.",
+    },
+    "budget_group_day": {
+        "ko": "이 대화방이 오늘 쓸 수 있는 AI 토큰을 모두 썼어요. {reset} 뒤({at})에 다시 답할 "
+        "수 있어요. AI가 필요 없는 명령과 예약은 계속 쓸 수 있어요.",
+        "en": "This group has used today's AI token budget. I can answer again in {reset} "
+        "({at}). Commands and bookings that need no AI still work.",
+    },
+    "duration_hm": {"ko": "{hours}시간 {minutes}분", "en": "{hours} h {minutes} min"},
+    "duration_m": {"ko": "{minutes}분", "en": "{minutes} min"},
+    "duration_dh": {"ko": "{days}일 {hours}시간", "en": "{days} d {hours} h"},
+    "usage_user": {
+        "ko": "토큰 사용량 (UTC 기준)\n· 오늘: {day}\n· 이번 달: {month}\n· 남은 예산: {left}",
+        "en": "Your token usage (UTC)\n· Today: {day}\n· This month: {month}\n"
+        "· Budget left: {left}",
+    },
+    "usage_tokens": {
+        "ko": "{total} (입력 {input} · 출력 {output}, 그중 생각 {thinking})",
+        "en": "{total} (input {input} · output {output}, of which thinking {thinking})",
+    },
+    "usage_unlimited": {"ko": "제한 없음", "en": "unlimited"},
+    "usage_left_day": {"ko": "오늘 {n}", "en": "{n} today"},
+    "usage_left_month": {"ko": "이번 달 {n}", "en": "{n} this month"},
+    "usage_left_group": {"ko": "이 대화방 오늘 {n}", "en": "{n} today for this group"},
+    "usage_admin_exempt": {
+        "ko": "관리자라 예산 제한이 없어요",
+        "en": "none applies: you're an admin",
+    },
+    "usage_tenant": {
+        "ko": "\n\n봇 전체 ({tenant})\n· 오늘: {day}\n· 이번 달: {month}",
+        "en": "\n\nThe whole bot ({tenant})\n· Today: {day}\n· This month: {month}",
+    },
+    "usage_top": {"ko": "\n이번 달 가장 많이 쓴 사용자:", "en": "\nTop users this month:"},
+    "usage_top_none": {"ko": "\n이번 달 사용 기록이 없어요.", "en": "\nNo usage this month."},
+    "usage_models": {"ko": "\n모델별 (이번 달):", "en": "\nBy model (this month):"},
+    "usage_admin_private": {
+        "ko": "\n\n(봇 전체 사용량은 관리자에게 개인 대화에서만 보여요.)",
+        "en": "\n\n(The bot's totals are shown to admins in a private chat only.)",
     },
     "notice_shutdown": {
         "ko": "봇이 다시 시작되느라 이 답변이 중단됐어요. 잠시 후 다시 보내 주세요.",

@@ -41,6 +41,7 @@ from bot.sessions.base import (
     first_delivery,
 )
 from bot.turn import SessionKey, SessionScope, Turn
+from bot.usage import Accounting, Meter, Spender, budget_notice, current_meter, metering
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class TurnResult(enum.StrEnum):
     STORE_ERROR = "store_error"
     BUSY = "busy"
     RATE_LIMITED = "rate_limited"
+    OVER_BUDGET = "over_budget"  # a token budget is spent: no model call (bot/usage.py)
 
 
 # ---- seams filled by later stages (content filter, forms) -------------------------------
@@ -167,6 +169,7 @@ class ConversationManager:
         summarizer: Summarizer | None = None,
         recall: EmbeddingRecall | None = None,
         metrics: Metrics | None = None,
+        accounting: Accounting | None = None,
     ) -> None:
         self.store = store
         self.glm = glm
@@ -187,6 +190,9 @@ class ConversationManager:
                 await limiter.forget(rate_key(turn))
 
             self.commands.forgetters.append(forget_rate)
+        self.accounting = accounting  # tokens counted per user and tenant; budgets checked
+        if accounting is not None:
+            self.commands.forgetters.append(accounting.forget)
         self.last_timings = TurnTimings()
 
     async def handle(
@@ -201,14 +207,18 @@ class ConversationManager:
         self.last_timings = timings
         self.metrics.turn_started()
         result = "error"  # an exception escaped: a bug, or the channel's own failure
+        meter = Meter(Spender.of(turn))
         try:
-            done = await self._handle(turn, reply, deduplicated, timings)
+            with metering(meter):  # every model call of the turn counts against its user
+                done = await self._handle(turn, reply, deduplicated, timings)
             result = done.value
             return done
         except asyncio.CancelledError:
             result = "cancelled"  # shutdown past its grace
             raise
         finally:
+            if self.accounting is not None:
+                self.accounting.settle(meter)  # after the answer: written in the background
             self.metrics.turn_ended()
             self.metrics.turn_finished(turn.platform, result)
             key = turn.session_key(self.config.scope)
@@ -267,6 +277,13 @@ class ConversationManager:
                 seconds = max(1, math.ceil(allowance.retry_after))
                 await reply.finish(t("rate_limited", lang, seconds=seconds))
                 return TurnResult.RATE_LIMITED
+        if self.accounting is not None and parse_command(text) is None:
+            # One read of the user's (and the group's) counters; admins are exempt. Forms
+            # still run over budget: only the model is not called (see _locked_turn).
+            meter = current_meter()
+            if meter is not None:
+                exempt = self.commands.is_bot_admin(turn)
+                meter.verdict = await self.accounting.check(meter.spender, exempt=exempt)
         if len(text) > self.config.max_message_chars:
             await reply.finish(
                 t("too_long", lang, length=len(text), limit=self.config.max_message_chars)
@@ -338,6 +355,11 @@ class ConversationManager:
             if form_reply is not None:
                 pending = form_reply.pending_question
 
+        meter = current_meter()
+        if meter is not None and not meter.verdict.allowed and self.accounting is not None:
+            log.info("over budget (%s) session=%s", meter.verdict.limit, key)
+            await reply.finish(budget_notice(meter.verdict, lang, self.accounting.now()))
+            return TurnResult.OVER_BUDGET
         scores = await self.recall.scores(session, text) if self.recall is not None else None
         messages = self.context.build(
             session, text, system_prompt=self._system_prompt(turn, lang), scores=scores

@@ -125,6 +125,13 @@ class Metrics:
             ("platform",),
             registry=r,
         )
+        self.tokens = Counter(
+            "bot_tokens_total",
+            "Tokens counted against budgets, by model and type (input, output, thinking, "
+            "cached; thinking is part of output and cached part of input, as billed).",
+            ("model", "type"),
+            registry=r,
+        )
         self.filter_hits = Counter(
             "bot_filter_hits_total",
             "Content filter hits: input blocked, output masked, provider withdrew the answer.",
@@ -185,6 +192,11 @@ class Metrics:
             self.token_usage.labels(*base, "output").observe(max(0, output_tokens))
         if error_type:
             self.model_errors.labels(error_type).inc()
+
+    def tokens_counted(self, model: str, kind: str, count: int) -> None:
+        """``count`` tokens of ``kind`` (input, output, thinking, cached) of ``model``."""
+        if self.enabled and count > 0:
+            self.tokens.labels(_code(model), _word(kind)).inc(count)
 
     def breaker_open(self, is_open: bool) -> None:
         if self.enabled:

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     embedding_api_key: SecretStr | None = None  # None: GLM_API_KEY
     shutdown_grace_seconds: float = Field(25.0, ge=0, le=600)  # in-flight answers on SIGTERM
     metrics_port: int | None = Field(None, ge=1, le=65535)  # /livez, /readyz, /metrics; None: off
+    # Token budgets (bot/usage.py): None = unlimited. Days and months are UTC.
+    user_daily_token_budget: int | None = Field(None, ge=0)
+    user_monthly_token_budget: int | None = Field(None, ge=0)
+    group_daily_token_budget: int | None = Field(None, ge=0)
 
     # --- tuning (documented in README and .env.example; defaults are what a user expects) ---
     glm_thinking: bool = False

@@ -27,6 +27,8 @@ import aiohttp
 
 from bot.glm.breaker import CircuitBreaker
 from bot.glm.errors import describe_api_error
+from bot.glm.types import Usage
+from bot.usage import count_usage, model_allowed
 
 __all__ = [
     "DEFAULT_DIMENSIONS",
@@ -192,6 +194,8 @@ class EmbeddingClient:
         return vectors
 
     async def _request(self, batch: list[str]) -> list[list[float]]:
+        if not model_allowed():
+            raise EmbeddingError("not called: the token budget is spent", counts_as_failure=False)
         breaker = self.breaker
         if not breaker.allow():
             raise EmbeddingUnavailable(breaker.retry_after())
@@ -267,6 +271,7 @@ class EmbeddingClient:
         if not isinstance(items, list) or len(items) != count:
             got = len(items) if isinstance(items, list) else "no"
             raise EmbeddingError(f"expected {count} embeddings, got {got}")
+        count_usage(self.model, Usage.from_dict(data.get("usage")))
         vectors: list[list[float] | None] = [None] * count
         for item in items:
             index = item.get("index") if isinstance(item, dict) else None

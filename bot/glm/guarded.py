@@ -41,8 +41,11 @@ from bot.glm.types import (
     Usage,
 )
 from bot.observability import NO_METRICS, Metrics
+from bot.usage import count_usage, model_allowed
 
 log = logging.getLogger(__name__)
+
+BUDGET_SPENT = "not called: the token budget is spent"
 
 
 class Outcome(enum.StrEnum):
@@ -134,6 +137,8 @@ class GuardedGlm:
             # The turn's earlier stages spent its budget: no call, and no fault of the service.
             log.warning("glm not called: the turn's first-token deadline has passed")
             return Answer(Outcome.TIMEOUT, model=request.model)
+        if not model_allowed():
+            return Answer(Outcome.UNAVAILABLE, error=GlmUnavailable(BUDGET_SPENT))
         if not await self.breaker.admit():
             return Answer(Outcome.UNAVAILABLE, error=GlmUnavailable("circuit breaker is open"))
         answer = await self._timed_attempt(request, on_text, deadline)
@@ -173,6 +178,7 @@ class GuardedGlm:
         first_chunk: float | None = None,
         error: str | None = None,
     ) -> None:
+        count_usage(request.model, usage)  # against the turn's user and tenant (bot/usage.py)
         self.metrics.model_call(
             request.model,
             asyncio.get_running_loop().time() - started,
@@ -195,6 +201,8 @@ class GuardedGlm:
             deadline = self.deadline()
         if loop.time() >= deadline:
             raise GlmTimeout("not called: no time left before the deadline")
+        if not model_allowed():
+            raise GlmUnavailable(BUDGET_SPENT)
         if not await self.breaker.admit():
             raise GlmUnavailable("circuit breaker is open")
         recorded = False

@@ -19,15 +19,25 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    reasoning_tokens: int = 0  # thinking, where reported (part of completion_tokens)
+    cached_tokens: int = 0  # input served from the cache (part of prompt_tokens)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Usage | None:
         if not isinstance(data, dict):
             return None
+        completion = data.get("completion_tokens_details")
+        prompt = data.get("prompt_tokens_details")
         return cls(
             prompt_tokens=int(data.get("prompt_tokens") or 0),
             completion_tokens=int(data.get("completion_tokens") or 0),
             total_tokens=int(data.get("total_tokens") or 0),
+            reasoning_tokens=int(
+                (completion.get("reasoning_tokens") if isinstance(completion, dict) else 0) or 0
+            ),
+            cached_tokens=int(
+                (prompt.get("cached_tokens") if isinstance(prompt, dict) else 0) or 0
+            ),
         )
 
 

@@ -53,6 +53,17 @@ AUTH_MISSING = ("1001", "Authentication parameter not received in Header")
 AUTH_FAILED = ("1000", "Authentication Failed")
 
 
+# A usage object as the API reports it with its details: 120 tokens billed, of which 40 of the
+# input were cached and 5 of the output were thinking.
+DETAILED_USAGE: dict[str, Any] = {
+    "prompt_tokens": 100,
+    "completion_tokens": 20,
+    "total_tokens": 120,
+    "prompt_tokens_details": {"cached_tokens": 40},
+    "completion_tokens_details": {"reasoning_tokens": 5},
+}
+
+
 # --- behaviours -----------------------------------------------------------------------------
 
 
@@ -70,7 +81,7 @@ class Reply:
     delay: float = 0.0
     finish_reason: str = "stop"
     reasoning: str = ""
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None
 
     def pieces(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else split_every(self.text)
