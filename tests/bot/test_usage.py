@@ -13,6 +13,7 @@ import pytest
 from bot.glm.types import Usage
 from bot.i18n import t
 from bot.manager import ConversationManager, TurnResult
+from bot.observability import Metrics
 from bot.sessions.memory import MemorySessionStore
 from bot.sessions.redis import RedisSessionStore, make_client
 from bot.usage import (
@@ -291,3 +292,16 @@ async def test_with_redis_down_turns_are_answered_and_it_is_said(
     finally:
         redis_server.start()  # type: ignore[attr-defined]
         await client.aclose()
+
+
+async def test_the_tokens_reach_the_metrics_by_model_and_type(
+    manager: ConversationManager, fake: FakeGlm
+) -> None:
+    fake.default = ANSWER
+    metrics = Metrics()
+    accounting = account(manager, Budgets())
+    accounting.metrics = metrics
+    assert (await say(manager, "안녕하세요"))[0] is TurnResult.ANSWERED
+    exposition = metrics.exposition().decode()
+    for kind, count in (("input", 100), ("output", 20), ("thinking", 5), ("cached", 40)):
+        assert f'bot_tokens_total{{model="glm-4.5",type="{kind}"}} {count}.0' in exposition
