@@ -207,15 +207,15 @@ class TenantReport:
 
 
 class _Keys:
-    """Key names; every key of a tenant shares the tenant's hash tag."""
+    """Key names; every key of a tenant shares the tenant's hash tag (``tag``: the tenant as
+    a hash tag body; in memory any injective name will do)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, tag: Callable[[str], str] = str) -> None:
         self.prefix = prefix
+        self.tag = tag
 
     def base(self, tenant: str) -> str:
-        from bot.sessions.redis import hash_tag
-
-        return f"{self.prefix}:usage:{{{hash_tag(tenant)}}}"
+        return f"{self.prefix}:usage:{{{self.tag(tenant)}}}"
 
     def user_day(self, s: Spender, p: Period) -> str:
         return f"{self.base(s.tenant)}:user:{s.user}:day:{p.day}"
@@ -384,8 +384,10 @@ class RedisUsageLedger:
     """Counters on Redis, shared by every replica and kept across restarts."""
 
     def __init__(self, client: RedisClient, *, prefix: str = "bot") -> None:
+        from bot.sessions.redis import hash_tag
+
         self.client = client
-        self.keys = _Keys(prefix)
+        self.keys = _Keys(prefix, hash_tag)
         self._script = client.register_script(_ADD)
 
     async def add(self, spender: Spender, spent: Mapping[str, Tokens], now: datetime) -> None:
