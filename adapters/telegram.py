@@ -10,7 +10,6 @@ import re
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,6 +30,7 @@ from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_pacing import FloodPolicy, TelegramOutbox
 from adapters.telegram_stream import ChatTarget, TelegramReplyStream
 from adapters.turns import answer_turn, noted
+from adapters.work_queue import Admission, SessionWorkQueue
 from bot.i18n import detect_language, t
 from bot.journal import JournalEntry, JournalUnavailable, TurnJournal
 from bot.pacing import build_ledger
@@ -65,6 +65,7 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("reset", "Start this conversation over"),
         ("forget", "Delete what I stored about you"),
         ("memory", "What I remember of this conversation"),
+        ("usage", "Your token usage and budget"),
     ],
     "ko": [
         ("start", "시작하고 사용법 보기"),
@@ -72,6 +73,7 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("reset", "이 대화를 새로 시작"),
         ("forget", "저장된 내 대화 기록 삭제"),
         ("memory", "이 대화에서 기억하는 것 보기"),
+        ("usage", "내 토큰 사용량과 남은 예산"),
     ],
 }
 
@@ -87,12 +89,13 @@ class SessionOrderedProcessor(BaseUpdateProcessor):
     """Updates run concurrently, except that one user's updates in one chat keep their order.
 
     The manager's session lock keeps turns of a session apart, but does not promise that they
-    run in the order they were sent; this does, without holding up anyone else. An update
+    run in the order they were sent; this does, without holding up anyone else. The order,
+    the bound and the global cap are a SessionWorkQueue's, as in the Slack channel: an update
     waiting for its session's earlier ones holds none of the ``max_concurrent_updates`` slots
-    (PTB's own ``process_update`` would hold one around the wait), and at most ``max_waiting``
-    wait per session: later ones are refused, not run, and ``on_refused(update, notify)`` is
-    told, with ``notify`` true for the first refusal of a burst (a burst lasts until the
-    session has nothing running or waiting).
+    (PTB's own ``process_update`` would hold one around the wait), sessions waiting for a slot
+    take turns, and at most ``max_waiting`` wait per session: later ones are refused, not
+    run, and ``on_refused(update, notify)`` is told, with ``notify`` true for the first
+    refusal of a burst (a burst lasts until the session has nothing running or waiting).
 
     ``key_of`` gives an update's session (None: not ordered, not bounded); the channel
     leaves out updates it ignores, so chatter in a group costs no one a place.
@@ -106,84 +109,59 @@ class SessionOrderedProcessor(BaseUpdateProcessor):
         key_of: Callable[[object], Hashable | None] | None = None,
         on_refused: Callable[[object, bool], Awaitable[None]] | None = None,
     ) -> None:
-        super().__init__(max_concurrent_updates)
-        if max_waiting < 0:
-            raise ValueError("max_waiting must not be negative")
-        self.max_waiting = max_waiting
+        super().__init__(max_concurrent_updates)  # checks it; PTB's semaphore is not used
+        self.queue = SessionWorkQueue(max_running=max_concurrent_updates, max_waiting=max_waiting)
         self.key_of: Callable[[object], Hashable | None] = key_of or order_key
         self.on_refused = on_refused
-        self._lanes: dict[Hashable, _Lane] = {}
-        self._running: set[asyncio.Task[Any]] = set()
+
+    @property
+    def max_waiting(self) -> int:
+        return self.queue.max_waiting
+
+    @property
+    def running(self) -> int:
+        """Updates being handled now (not those waiting for their turn)."""
+        return self.queue.running
+
+    @property
+    def current_concurrent_updates(self) -> int:
+        # PTB's counts its semaphore's slots; here the queue holds them.
+        return self.queue.running
 
     async def process_update(  # type: ignore[misc]
         self, update: object, coroutine: Awaitable[Any]
     ) -> None:
         # PTB's (final) version takes a slot around do_process_update, so updates queued
-        # behind their session's earlier ones held slots; here a slot is taken only when an
-        # update's turn comes (do_process_update).
+        # behind their session's earlier ones held slots; here the queue gives an update a
+        # slot only when its turn comes.
         await self.do_process_update(update, coroutine)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        # PTB awaits this in a task of the update's own and counts the update handled when it
+        # returns, so it waits for the work to be done. Cancelling it cancels the work, as if
+        # awaited here: a waiting update is dropped, a running one cut (see submit_and_wait).
+        work = coroutine if inspect.iscoroutine(coroutine) else _awaited(coroutine)
         key = self.key_of(update)
-        if key is None:
-            await self._run(coroutine)
-            return
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = _Lane()
-        elif lane.pending > self.max_waiting:
-            _close_unstarted(coroutine)
-            notify = not lane.warned
-            lane.warned = True
-            await self._refuse(update, notify)
-            return
-        previous = lane.tail
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        lane.tail = mine
-        lane.pending += 1
-        try:
-            if previous is not None and not previous.done():
-                await asyncio.shield(previous)  # waiting: no slot held
-            await self._run(coroutine)
-        finally:
-            _close_unstarted(coroutine)  # cancelled before its turn came
-            if previous is None or previous.done():
-                mine.set_result(None)
-            else:
-                # Cancelled while an earlier update still runs: the next waits for that one.
-                previous.add_done_callback(lambda _: mine.set_result(None))
-            lane.pending -= 1
-            if lane.pending == 0 and self._lanes.get(key) is lane:
-                del self._lanes[key]  # the burst, if any, is over
-
-    async def _run(self, coroutine: Awaitable[Any]) -> None:
-        async with self._semaphore:
-            task = asyncio.current_task()
-            if task is not None:
-                self._running.add(task)
-            try:
-                await coroutine
-            finally:
-                if task is not None:
-                    self._running.discard(task)
+        if key is None:  # in no session: its own key, so it is never refused or held up
+            admission = await self.queue.submit_and_wait(object(), work, bounded=False)
+        else:
+            admission = await self.queue.submit_and_wait(key, work)
+        if admission is not Admission.QUEUED:
+            work.close()  # never started: close it rather than warn "never awaited"
+            await self._refuse(update, notify=admission is Admission.REFUSED_NOTIFY)
 
     async def cancel_running(self) -> int:
         """Cancel the updates being answered (shutdown past its grace) and let each close
         what the user sees; returns how many were cut."""
-        running = set(self._running)
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=CUT_NOTICE_SECONDS + 1)
-        return len(running)
+        return await self.queue.cancel_running(wait=CUT_NOTICE_SECONDS + 1)
 
     async def _refuse(self, update: object, notify: bool) -> None:
+        # In PTB's task for the update, holding no slot: nothing else waits for a refusal.
         if self.on_refused is None:
             log.info("session queue full, update not processed")
             return
         try:
-            async with self._semaphore:
-                await self.on_refused(update, notify)
+            await self.on_refused(update, notify)
         except Exception:
             log.exception("telegram: refusing an update failed")
 
@@ -194,20 +172,8 @@ class SessionOrderedProcessor(BaseUpdateProcessor):
         return None
 
 
-@dataclass(slots=True)
-class _Lane:
-    """One session's updates in the processor: the last one's future, and how many."""
-
-    tail: asyncio.Future[None] | None = None  # done when the last admitted update is done
-    pending: int = 0  # admitted and not done, the running one included
-    warned: bool = False  # the refusal of this burst was announced
-
-
-def _close_unstarted(coroutine: Awaitable[Any]) -> None:
-    if inspect.iscoroutine(coroutine) and (
-        inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED
-    ):
-        coroutine.close()  # never started: close it rather than warn "never awaited"
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    await awaitable
 
 
 def order_key(update: object) -> Hashable | None:

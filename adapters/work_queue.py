@@ -1,18 +1,21 @@
 """SessionWorkQueue: answers run in order per session, a bounded number at once, none hoarded.
 
-A channel hands each turn's work (a coroutine, not yet started) to ``submit`` under its
-session's key. Work of one key runs one at a time in arrival order; at most ``max_running``
-run at once over all keys, and a key's next work waits for a free slot behind the other keys
-already waiting, so a flooding session takes its turn with everyone else rather than ahead of
-them. Waiting work is only a queue entry: no task exists for it until it runs, so a flood costs
-neither slots nor tasks. At most ``max_waiting`` wait per key; past that ``submit`` refuses, and
-says for the first refusal of a burst (which lasts until the key's queue is empty) that the
-sender should be told.
+Both channels queue their turns here: Slack hands each turn's work to ``submit``, and
+Telegram's update processor (``adapters.telegram.SessionOrderedProcessor``) to
+``submit_and_wait``. Work is a coroutine, not yet started, under its session's key. Work of
+one key runs one at a time in arrival order; at most ``max_running`` run at once over all
+keys, and a key's next work waits for a free slot behind the other keys already waiting, so a
+flooding session takes its turn with everyone else rather than ahead of them. Waiting work is
+only a queue entry: no task exists for it until it runs, so a flood costs neither slots nor
+tasks. At most ``max_waiting`` wait per key; past that the queue refuses, and says for the
+first refusal of a burst (which lasts until the key's queue is empty) that the sender should
+be told.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import functools
 import inspect
@@ -36,9 +39,21 @@ class Admission(enum.Enum):
     REFUSED = "refused"  # the sender was told already (or the queue is shut down)
 
 
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """One piece of work in its key's lane."""
+
+    work: Work
+    # The submitter's context: the work runs in it, as if the submitter had awaited it, and
+    # not in that of whichever work happened to free the slot.
+    context: contextvars.Context
+    finished: asyncio.Future[None] | None = None  # submit_and_wait's: done once run or dropped
+    task: asyncio.Task[None] | None = None  # once it runs
+
+
 @dataclass(slots=True)
 class _Lane:
-    waiting: deque[Work] = field(default_factory=deque)
+    waiting: deque[_Entry] = field(default_factory=deque)
     running: bool = False
     warned: bool = False  # this burst's refusal was announced
 
@@ -72,6 +87,37 @@ class SessionWorkQueue:
         ``bounded=False`` queues it whatever the backlog (slash commands: quick, and each one
         answered).
         """
+        return self._admit(key, _Entry(work, contextvars.copy_context()), bounded)
+
+    async def submit_and_wait(
+        self, key: Hashable, work: Work, *, bounded: bool = True
+    ) -> Admission:
+        """``submit``, then wait until ``work`` has run (or ``shutdown`` dropped it).
+
+        The wait stands for the work, as if the caller awaited it itself: cancelled while the
+        work waits, the work is dropped (closed, never run) and the rest of its key's work
+        keeps its order; cancelled while it runs, the work is cancelled and waited for (it may
+        close what the user sees first). A failure of the work is logged here, as for
+        ``submit``. A refusal is returned at once, and refused work is the caller's to close.
+        """
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = _Entry(work, contextvars.copy_context(), finished)
+        admission = self._admit(key, entry, bounded)
+        if admission is not Admission.QUEUED:
+            return admission
+        try:
+            await asyncio.shield(finished)  # the caller's cancellation is handled below
+        except asyncio.CancelledError:
+            if not finished.done():  # else it ran, or was dropped, already
+                if entry.task is None:
+                    self._drop_waiting(key, entry)
+                else:
+                    entry.task.cancel()
+                    await asyncio.shield(finished)
+            raise
+        return admission
+
+    def _admit(self, key: Hashable, entry: _Entry, bounded: bool) -> Admission:
         if self._closed:
             return Admission.REFUSED
         lane = self._lanes.get(key)
@@ -82,23 +128,36 @@ class SessionWorkQueue:
                 return Admission.REFUSED
             lane.warned = True
             return Admission.REFUSED_NOTIFY
-        lane.waiting.append(work)
+        lane.waiting.append(entry)
         if not lane.running and len(lane.waiting) == 1:
             self._ready.append(key)
         self._idle.clear()
         self._start_ready()
         return Admission.QUEUED
 
+    def _drop_waiting(self, key: Hashable, entry: _Entry) -> None:
+        """Take waiting ``entry`` out of its lane; the work never runs."""
+        lane = self._lanes[key]
+        lane.waiting.remove(entry)
+        _retire(entry)
+        if not lane.waiting and not lane.running:
+            # It was the lane's only work and waited for a slot: the key leaves the line.
+            self._ready.remove(key)
+            del self._lanes[key]  # the burst, if any, is over
+            if not self._tasks and not self._lanes:
+                self._idle.set()
+
     def _start_ready(self) -> None:
         loop = asyncio.get_running_loop()
         while self._ready and len(self._tasks) < self.max_running:
             key = self._ready.popleft()
             lane = self._lanes[key]
-            work = lane.waiting.popleft()
+            entry = lane.waiting.popleft()
             lane.running = True
-            task = loop.create_task(self._run(key, work))
+            task = loop.create_task(self._run(key, entry.work), context=entry.context)
+            entry.task = task
             self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._finished, key=key, work=work))
+            task.add_done_callback(functools.partial(self._finished, key=key, entry=entry))
 
     @staticmethod
     async def _run(key: Hashable, work: Work) -> None:
@@ -108,9 +167,9 @@ class SessionWorkQueue:
             # The channels' work catches its own failures; this is the last line.
             log.exception("queued work failed key=%s", key)
 
-    def _finished(self, task: asyncio.Task[None], key: Hashable, work: Work) -> None:
+    def _finished(self, task: asyncio.Task[None], key: Hashable, entry: _Entry) -> None:
         self._tasks.discard(task)
-        _close_unstarted(work)  # cancelled before it ran
+        _retire(entry)  # closed if cancelled before it ran
         lane = self._lanes.get(key)
         if lane is not None:
             lane.running = False
@@ -127,6 +186,17 @@ class SessionWorkQueue:
         """Until nothing runs or waits."""
         await self._idle.wait()
 
+    async def cancel_running(self, wait: float) -> int:
+        """Cancel the work running now and wait up to ``wait`` seconds for it to end (it may
+        close what the user sees); returns how many were cancelled. Waiting work is left
+        alone: unless the queue is shut down, it starts as slots free up."""
+        running = set(self._tasks)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=wait)
+        return len(running)
+
     async def shutdown(self, grace: float) -> None:
         """Let work (waiting work too) go on for ``grace`` seconds, then cut off the rest."""
         try:
@@ -137,16 +207,16 @@ class SessionWorkQueue:
         self._ready.clear()
         for lane in self._lanes.values():
             while lane.waiting:
-                lane.waiting.popleft().close()
-        pending = set(self._tasks)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+                _retire(lane.waiting.popleft())
+        await self.cancel_running(wait=1.0)
         self._lanes.clear()
         self._idle.set()
 
 
-def _close_unstarted(work: Work) -> None:
-    if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
-        work.close()
+def _retire(entry: _Entry) -> None:
+    """``entry`` leaves the queue (it ran, or is dropped): its work is closed if it never
+    started, and a ``submit_and_wait`` waiting for it returns."""
+    if inspect.getcoroutinestate(entry.work) == inspect.CORO_CREATED:
+        entry.work.close()
+    if entry.finished is not None and not entry.finished.done():
+        entry.finished.set_result(None)

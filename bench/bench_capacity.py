@@ -244,7 +244,7 @@ class Sampler:
             await asyncio.sleep(0.01)
             self.lag.append(time.perf_counter() - before - 0.01)
             ticks += 1
-            running = len(self.channel.processor._running)
+            running = self.channel.processor.running
             self.peak_in_flight = max(self.peak_in_flight, running)
             if ticks % 10 == 0:
                 rss = rss_kib()

@@ -4,7 +4,9 @@ waiting event; and the channel's "slow down" notice (no network: the queue is dr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
+import inspect
 import logging
 import warnings
 from collections.abc import Coroutine
@@ -275,6 +277,53 @@ async def test_bound_and_one_notice_per_burst() -> None:
     assert queue.submit("a", work(10)) is Admission.QUEUED
     work.release(10)
     await queue.join()
+
+
+async def test_submit_and_wait_waits_for_the_work_and_its_cancellation_withdraws_it() -> None:
+    # Telegram's update processor waits on its updates' work this way.
+    queue = SessionWorkQueue(max_running=1, max_waiting=5)
+    work = Work()
+    loop = asyncio.get_running_loop()
+    first = loop.create_task(queue.submit_and_wait("a", work(0)))
+    dropped_work = work(1)
+    dropped = loop.create_task(queue.submit_and_wait("b", dropped_work))  # waits for a slot
+    later = loop.create_task(queue.submit_and_wait("a", work(2)))
+    await settle()
+    dropped.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    assert inspect.getcoroutinestate(dropped_work) == inspect.CORO_CLOSED  # never run
+    assert queue.waiting == 1 and not first.done()
+    work.release(0)
+    assert await first is Admission.QUEUED
+    await settle()
+    assert work.started == [0, 2]
+    later.cancel()  # while it runs: the work is cut, and waited for
+    with pytest.raises(asyncio.CancelledError):
+        await later
+    assert queue.running == 0 and work.done == [0]
+    await queue.join()
+
+
+async def test_work_runs_in_its_submitters_context_whoever_frees_the_slot() -> None:
+    queue = SessionWorkQueue(max_running=1)
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+    gate = asyncio.Event()
+    seen: list[str] = []
+
+    async def answer() -> None:
+        seen.append(who.get())
+        await gate.wait()
+
+    def submit_as(name: str) -> None:
+        who.set(name)
+        queue.submit(name, answer())
+
+    contextvars.copy_context().run(submit_as, "a")
+    contextvars.copy_context().run(submit_as, "b")  # started when a's work ends
+    gate.set()
+    await queue.join()
+    assert seen == ["a", "b"]
 
 
 async def test_failing_work_is_logged_and_the_session_goes_on(

@@ -15,6 +15,7 @@ from telegram import Update
 
 from adapters.telegram import SessionOrderedProcessor, TelegramChannel
 from adapters.telegram_convert import BotIdentity
+from adapters.work_queue import SessionWorkQueue
 from bot.i18n import t
 from bot.journal import TurnJournal
 from bot.observability import NO_METRICS
@@ -177,6 +178,101 @@ async def test_cancelled_waiting_update_keeps_the_order_of_the_rest() -> None:
     with pytest.raises(asyncio.CancelledError):
         await second
     assert work.done == [1, 3]
+
+
+async def test_a_flooding_session_takes_turns_with_others_for_free_slots() -> None:
+    # The order, the bound and the cap are the Slack channel's queue's, fair turns included.
+    processor = SessionOrderedProcessor(max_concurrent_updates=1)
+    assert isinstance(processor.queue, SessionWorkQueue)
+    work = Work()
+    flood = [submit(processor, update(n, user=1), work, n) for n in range(1, 4)]
+    await settle()
+    other = submit(processor, update(10, user=2), work, 10)
+    await settle()
+    assert work.started == [1]
+    work.release(1)
+    await settle()
+    # The other session waited for the slot: it goes before the flood's second update.
+    assert work.started == [1, 10]
+    work.release(2, 3, 10)
+    await asyncio.gather(*flood, other)
+    assert work.done == [1, 10, 2, 3]
+
+
+async def test_process_update_returns_when_the_update_was_handled() -> None:
+    # PTB counts an update handled when process_update returns.
+    processor = SessionOrderedProcessor()
+    work = Work()
+    first = submit(processor, update(1, user=1), work, 1)
+    second = submit(processor, update(2, user=1), work, 2)
+    await settle()
+    assert not first.done() and not second.done()
+    work.release(2)
+    await settle()
+    assert not second.done()  # handled only after the first
+    work.release(1)
+    await asyncio.gather(first, second)
+    assert work.done == [1, 2]
+
+
+async def test_cancelled_update_being_handled_is_cut_and_the_session_goes_on() -> None:
+    processor = SessionOrderedProcessor()
+    work = Work()
+    cut: list[int] = []
+
+    async def handled_until_cut() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)  # closing what the user sees
+            cut.append(1)
+            raise
+
+    first = asyncio.get_running_loop().create_task(
+        processor.process_update(update(1, user=1), handled_until_cut())
+    )
+    second = submit(processor, update(2, user=1), work, 2)
+    await settle()
+    assert processor.running == 1
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert cut == [1]  # the cancelled update's handling ended before process_update did
+    work.release(2)
+    await second
+    assert work.done == [2]
+    assert processor.running == 0
+
+
+async def test_cancel_running_cuts_the_updates_being_handled() -> None:
+    processor = SessionOrderedProcessor(max_concurrent_updates=2)
+    work = Work()
+    tasks = [submit(processor, update(n, user=n), work, n) for n in range(1, 4)]
+    await settle()
+    assert processor.running == 2 and work.started == [1, 2]
+    assert await processor.cancel_running() == 2
+    await asyncio.gather(*tasks[:2])  # PTB's tasks end with the cut handling
+    assert 1 not in work.done and 2 not in work.done
+    work.release(3)  # a waiting update is left alone: it takes a freed slot
+    await tasks[2]
+    assert work.done == [3]
+
+
+async def test_a_refusal_holds_no_slot() -> None:
+    refusals = Refusals()
+    processor = SessionOrderedProcessor(
+        max_concurrent_updates=1, max_waiting=0, on_refused=refusals
+    )
+    work = Work()
+    first = submit(processor, update(1, user=1), work, 1)
+    await settle()
+    # The only slot is taken, yet the refusal is told at once and PTB's task for it ends.
+    await submit(processor, update(2, user=1), work, 2)
+    assert refusals.calls == [(2, True)]
+    assert not first.done()
+    work.release(1)
+    await first
+    assert work.started == [1]
 
 
 async def test_updates_without_a_session_are_not_queued() -> None:
