@@ -290,8 +290,11 @@ async def build_app(
             notices=notices,
         )
     # Tokens counted per user, group and tenant, and the budgets (bot/usage.py).
+    # Users are named in the counters by a hash keyed with the API key (a secret every
+    # replica has; a new key starts the counts afresh).
+    pepper = settings.glm_api_key.get_secret_value().encode() if settings.glm_api_key else b""
     accounting = Accounting(
-        build_usage_ledger(store), Budgets.from_settings(settings), metrics=metrics
+        build_usage_ledger(store, pepper), Budgets.from_settings(settings), metrics=metrics
     )
     commands = CommandRouter(
         store,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -53,6 +54,7 @@ TOKEN_TYPES = ("input", "output", "thinking", "cached")
 DAY_TTL = 3 * 86_400
 MONTH_TTL = 400 * 86_400
 TOP_TTL = 40 * 86_400
+FORGOTTEN = "-"  # a user who has since used /forget, as the admins' top list shows them
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,20 +210,35 @@ class TenantReport:
 
 class _Keys:
     """Key names; every key of a tenant shares the tenant's hash tag (``tag``: the tenant as
-    a hash tag body; in memory any injective name will do)."""
+    a hash tag body; in memory any injective name will do).
 
-    def __init__(self, prefix: str, tag: Callable[[str], str] = str) -> None:
+    Users are named by a keyed hash (``pepper``: a secret of the deployment), never by their
+    id: the counters must outlive a /forget (or it would reset a budget) yet hold nothing that
+    names the user. The ids shown to admins are kept apart, in the month's ``names`` hash,
+    which /forget empties of the user.
+    """
+
+    def __init__(self, prefix: str, tag: Callable[[str], str] = str, pepper: bytes = b"") -> None:
         self.prefix = prefix
         self.tag = tag
+        self.pepper = hashlib.sha256(b"usage:" + pepper).digest()
 
     def base(self, tenant: str) -> str:
         return f"{self.prefix}:usage:{{{self.tag(tenant)}}}"
 
+    def who(self, s: Spender) -> str:
+        """The user's pseudonym within the tenant."""
+        name = f"{s.tenant}\0{s.user}".encode()
+        return hashlib.blake2b(name, key=self.pepper, digest_size=10).hexdigest()
+
     def user_day(self, s: Spender, p: Period) -> str:
-        return f"{self.base(s.tenant)}:user:{s.user}:day:{p.day}"
+        return f"{self.base(s.tenant)}:user:{self.who(s)}:day:{p.day}"
 
     def user_month(self, s: Spender, p: Period) -> str:
-        return f"{self.base(s.tenant)}:user:{s.user}:month:{p.month}"
+        return f"{self.base(s.tenant)}:user:{self.who(s)}:month:{p.month}"
+
+    def names(self, tenant: str, p: Period) -> str:
+        return f"{self.base(tenant)}:names:{p.month}"
 
     def group_day(self, s: Spender, p: Period) -> str:
         return f"{self.base(s.tenant)}:group:{s.group}:day:{p.day}"
@@ -244,8 +261,10 @@ class _Add:
     increments: list[tuple[str, str, int]]
     ttls: dict[str, int]
     top_key: str
-    member: str
+    member: str  # the user's pseudonym
     total: int
+    names_key: str
+    user: str  # the id shown to admins, under the pseudonym in ``names_key``
 
 
 def _plan(keys: _Keys, spender: Spender, spent: Mapping[str, Tokens], p: Period) -> _Add:
@@ -265,7 +284,8 @@ def _plan(keys: _Keys, spender: Spender, spent: Mapping[str, Tokens], p: Period)
         increments += [(month, f"model:{model}:{k}", n) for k, n in by_model.fields().items() if n]
     top = keys.top(spender.tenant, p)
     ttls[top] = TOP_TTL
-    return _Add(increments, ttls, top, spender.user, tokens.total)
+    names = keys.names(spender.tenant, p)
+    return _Add(increments, ttls, top, keys.who(spender), tokens.total, names, spender.user)
 
 
 class UsageLedger(Protocol):
@@ -293,16 +313,20 @@ class UsageLedger(Protocol):
 class MemoryUsageLedger:
     """Counters of one process (lost on restart), with the same keys and lifetimes."""
 
-    def __init__(self, *, prefix: str = "bot", clock: Callable[[], float] = time.time) -> None:
-        self.keys = _Keys(prefix)
+    def __init__(
+        self, *, prefix: str = "bot", pepper: bytes = b"", clock: Callable[[], float] = time.time
+    ) -> None:
+        self.keys = _Keys(prefix, pepper=pepper)
         self.clock = clock
         self._hashes: dict[str, Counter[str]] = {}
+        self._names: dict[str, dict[str, str]] = {}  # pseudonym → id, per tenant and month
         self._expires: dict[str, float] = {}
         self._adds = 0
 
     def _live(self, key: str) -> Counter[str]:
         if self._expires.get(key, float("inf")) <= self.clock():
             self._hashes.pop(key, None)
+            self._names.pop(key, None)
             self._expires.pop(key, None)
         return self._hashes.get(key) or Counter()
 
@@ -313,8 +337,11 @@ class MemoryUsageLedger:
             self._hashes[key][name] += amount
         self._hashes[plan.top_key] = self._live(plan.top_key)
         self._hashes[plan.top_key][plan.member] += plan.total
+        self._names[plan.names_key] = self._names.get(plan.names_key) or {}
+        self._names[plan.names_key][plan.member] = plan.user
         for key, ttl in plan.ttls.items():
             self._expires[key] = self.clock() + ttl
+        self._expires[plan.names_key] = self.clock() + TOP_TTL
         self._adds += 1
         if self._adds % 1000 == 0:
             for key in [k for k, at in self._expires.items() if at <= self.clock()]:
@@ -340,16 +367,18 @@ class MemoryUsageLedger:
         p = Period.of(now)
         month = self._live(self.keys.tenant_month(tenant, p))
         ranking = self._live(self.keys.top(tenant, p)).most_common(top)
+        self._live(self.keys.names(tenant, p))
+        names = self._names.get(self.keys.names(tenant, p), {})
         return TenantReport(
             Tokens.from_fields(self._live(self.keys.tenant_day(tenant, p))),
             Tokens.from_fields(month),
-            [(user, int(n)) for user, n in ranking],
+            [(names.get(who, FORGOTTEN), int(n)) for who, n in ranking],
             _models(month),
         )
 
     async def forget(self, spender: Spender, now: datetime) -> None:
-        ranking = self._live(self.keys.top(spender.tenant, Period.of(now)))
-        ranking.pop(spender.user, None)
+        names = self._names.get(self.keys.names(spender.tenant, Period.of(now)), {})
+        names.pop(self.keys.who(spender), None)
 
 
 def _models(month: Mapping[Any, Any]) -> dict[str, Tokens]:
@@ -362,9 +391,10 @@ def _models(month: Mapping[Any, Any]) -> dict[str, Tokens]:
     return {n: Tokens.from_fields(month, f"model:{n}:") for n in sorted(names)}
 
 
-# One turn's counting in one round trip. KEYS: the keys to increment, then the top-users set.
-# ARGV: how many increments; then (key index, field, amount) for each; then the top entry's
-# member and amount; then each key's lifetime in seconds (same order as KEYS).
+# One turn's counting in one round trip. KEYS: the keys to increment, then the top-users set,
+# then the names hash. ARGV: how many increments; then (key index, field, amount) for each;
+# then the user's pseudonym, its amount and its id; then each key's lifetime in seconds (in
+# the order of KEYS).
 _ADD = """
 local n = tonumber(ARGV[1])
 for i = 0, n - 1 do
@@ -372,9 +402,11 @@ for i = 0, n - 1 do
   redis.call('HINCRBY', KEYS[tonumber(ARGV[at])], ARGV[at + 1], ARGV[at + 2])
 end
 local rest = 2 + 3 * n
-redis.call('ZINCRBY', KEYS[#KEYS], ARGV[rest + 1], ARGV[rest])
+local top, names = #KEYS - 1, #KEYS
+redis.call('ZINCRBY', KEYS[top], ARGV[rest + 1], ARGV[rest])
+redis.call('HSET', KEYS[names], ARGV[rest], ARGV[rest + 2])
 for k = 1, #KEYS do
-  redis.call('EXPIRE', KEYS[k], ARGV[rest + 1 + k])
+  redis.call('EXPIRE', KEYS[k], ARGV[rest + 2 + k])
 end
 return n
 """
@@ -383,11 +415,11 @@ return n
 class RedisUsageLedger:
     """Counters on Redis, shared by every replica and kept across restarts."""
 
-    def __init__(self, client: RedisClient, *, prefix: str = "bot") -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "bot", pepper: bytes = b"") -> None:
         from bot.sessions.redis import hash_tag
 
         self.client = client
-        self.keys = _Keys(prefix, hash_tag)
+        self.keys = _Keys(prefix, hash_tag, pepper)
         self._script = client.register_script(_ADD)
 
     async def add(self, spender: Spender, spent: Mapping[str, Tokens], now: datetime) -> None:
@@ -397,9 +429,9 @@ class RedisUsageLedger:
         args: list[str | int] = [len(plan.increments)]
         for key, name, amount in plan.increments:
             args += [index[key], name, amount]
-        args += [plan.member, plan.total]
-        keys = [*hashes, plan.top_key]
-        args += [plan.ttls[k] for k in keys]
+        args += [plan.member, plan.total, plan.user]
+        keys = [*hashes, plan.top_key, plan.names_key]
+        args += [plan.ttls.get(k, TOP_TTL) for k in keys]
         await self._script(keys=keys, args=args)
 
     async def spent(self, spender: Spender, now: datetime) -> Spent:
@@ -427,25 +459,29 @@ class RedisUsageLedger:
             pipe.hgetall(self.keys.tenant_day(tenant, p))
             pipe.hgetall(self.keys.tenant_month(tenant, p))
             pipe.zrevrange(self.keys.top(tenant, p), 0, top - 1, withscores=True)
-            day, month, ranking = await pipe.execute()
-        users = [(_text(user), int(score)) for user, score in ranking]
+            pipe.hgetall(self.keys.names(tenant, p))
+            day, month, ranking, names = await pipe.execute()
+        ids = {_text(who): _text(user) for who, user in names.items()}
+        users = [(ids.get(_text(who), FORGOTTEN), int(score)) for who, score in ranking]
         return TenantReport(
             Tokens.from_fields(day), Tokens.from_fields(month), users, _models(month)
         )
 
     async def forget(self, spender: Spender, now: datetime) -> None:
-        await self.client.zrem(self.keys.top(spender.tenant, Period.of(now)), spender.user)
+        names = self.keys.names(spender.tenant, Period.of(now))
+        await self.client.hdel(names, self.keys.who(spender))
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def build_usage_ledger(store: SessionStore) -> UsageLedger:
-    """On the Redis store's client when sessions are in Redis, else in memory."""
+def build_usage_ledger(store: SessionStore, pepper: bytes = b"") -> UsageLedger:
+    """On the Redis store's client when sessions are in Redis, else in memory; users named by
+    a hash keyed with ``pepper`` (a secret every replica has)."""
     if on_redis(store):
-        return RedisUsageLedger(store.client, prefix=store.prefix)
-    return MemoryUsageLedger()
+        return RedisUsageLedger(store.client, prefix=store.prefix, pepper=pepper)
+    return MemoryUsageLedger(pepper=pepper)
 
 
 # ---- one turn's tokens ---------------------------------------------------------------------------
@@ -533,8 +569,9 @@ class Accounting:
         return judge(self.budgets, spent, Period.of(now))
 
     async def forget(self, turn: Turn) -> None:
-        """The user's /forget: off the admins' top list. The day's and month's counts stay
-        until they expire (numbers only, no content), or /forget would reset a budget."""
+        """The user's /forget: their id leaves the store (the admins' list shows "-" for
+        them). The counts stay, under a pseudonym, until they expire: numbers that name no
+        one, kept so that /forget is no way around a budget."""
         try:
             await self.ledger.forget(Spender.of(turn), self.now())
         except redis_errors() as exc:

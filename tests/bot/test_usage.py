@@ -115,7 +115,7 @@ async def test_a_ledger_counts_users_groups_tenants_and_models(ledger: UsageLedg
         "glm-4.5-flash": Tokens(50, 10),
     }
     await ledger.forget(ALICE, NOW)
-    assert [user for user, _ in (await ledger.tenant(ALICE.tenant, NOW)).top] == ["222"]
+    assert (await ledger.tenant(ALICE.tenant, NOW)).top == [("-", 141), ("222", 60)]
     assert (await ledger.spent(ALICE, NOW)).user_day == 139  # /forget is no budget reset
 
 
@@ -124,12 +124,18 @@ async def test_on_redis_the_counters_expire_and_survive_a_restart(redis_url: str
     await RedisUsageLedger(client).add(ALICE_IN_GROUP, {"glm-4.5": Tokens(5, 5)}, NOW)
     keys = sorted(str(k) for k in await client.keys("*"))
     assert keys and all("{telegram:7000001}" in k for k in keys)  # one slot per tenant
+    assert not any("111" in k for k in keys)  # users are named by a keyed hash
     for key in keys:
         ttl = await client.ttl(key)
         if ":day:" in key:
             assert 2 * 86_400 < ttl <= 3 * 86_400
         else:
             assert 30 * 86_400 < ttl <= 400 * 86_400
+    await RedisUsageLedger(client).forget(ALICE_IN_GROUP, NOW)  # and their ids leave on /forget
+    for key in keys:
+        kind = await client.type(key)
+        values = await (client.hgetall(key) if kind == "hash" else client.zrange(key, 0, -1))
+        assert "111" not in str(values)
     await client.aclose()
     again = make_client(redis_url, cluster=False)  # a new process
     assert (await RedisUsageLedger(again).spent(ALICE_IN_GROUP, NOW)).group_day == 10
@@ -244,10 +250,10 @@ async def test_the_bots_admins_are_exempt_and_see_the_tenant(
     # Not in a group: there an admin sees only their own figures.
     result, text = await say(manager, "/usage", chat="-100500", is_private=False)
     assert "1. 7" not in text and text.endswith(t("usage_admin_private", "ko"))
-    # /forget takes the user off the top list.
+    # /forget takes the user's id off the top list (their count stays, naming no one).
     await say(manager, "/forget", user="8", chat="8")
     report = await accounting.ledger.tenant("test:", NOW)
-    assert [user for user, _ in report.top] == ["7"]
+    assert report.top == [("7", 240), ("-", 120)]
 
 
 async def test_over_budget_a_form_that_needs_no_model_still_works() -> None:

@@ -123,8 +123,8 @@ async def test_private_answer_streams_as_drafts_and_ends_as_one_message(
     # The command menu, in English for everyone and in Korean for Korean clients.
     menus = {lang: [c["command"] for c in cmds] for (_, lang), cmds in tg.commands.items()}
     assert menus == {
-        "": ["start", "help", "reset", "forget", "memory"],
-        "ko": ["start", "help", "reset", "forget", "memory"],
+        "": ["start", "help", "reset", "forget", "memory", "usage"],
+        "ko": ["start", "help", "reset", "forget", "memory", "usage"],
     }
 
 
