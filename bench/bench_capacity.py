@@ -19,7 +19,7 @@ CPU time per turn.
 
 Run from the repository root:
     .venv/bin/python -m bench.bench_capacity [--chats 1000] [--within 1.0] [--length 120]
-        [--glm-concurrency 1000] [--fakes processes|process|inline]
+        [--glm-concurrency 1000] [--fakes processes|process|inline] [--telegram webhook]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from adapters.telegram import JournalingQueue, TelegramChannel
 from adapters.telegram_pacing import FloodPolicy
 from adapters.telegram_stream import ChatTarget, TelegramReplyStream
 from bench.bench_telegram import SHOWING, StampedStream, answer_body, paced, people
-from bench.common import banner
+from bench.common import banner, free_port
 from bot.app import build_app, settle_heap
 from bot.settings import Settings
 from bot.turn import Turn
@@ -147,7 +147,8 @@ async def fakes_side(
             glm_at = {"glm": glm.base_url, "key": glm.api_key}
         users = people(tg, chats, FIRST_ID)
         await control.send({"telegram": tg.base_url, **glm_at})
-        await tg.wait_for(lambda f: bool(f.calls_to("getUpdates")), within=60)
+        # The bot polls, or has set its webhook.
+        await tg.wait_for(lambda f: bool(f.calls_to("getUpdates") or f.webhook), within=60)
         await control.send("ready")
         await control.recv()  # "go"
         cpu_before = time.process_time()
@@ -252,6 +253,23 @@ class Sampler:
                     self.peak_rss, self.in_flight_at_peak = rss, running
 
 
+RECEIVE = {"mode": "polling"}  # how the bot takes updates (--telegram)
+
+
+def receiving() -> dict[str, Any]:
+    """The settings for ``--telegram webhook``: PTB's webhook server on a loopback port, which
+    the fake Bot API posts each update to (up to max_connections, 40, at once)."""
+    if RECEIVE["mode"] != "webhook":
+        return {}
+    port = free_port()
+    return {
+        "telegram_webhook_url": f"http://127.0.0.1:{port}/telegram",
+        "telegram_webhook_listen": "127.0.0.1",
+        "telegram_webhook_port": port,
+        "telegram_webhook_secret": "bench-webhook-secret",
+    }
+
+
 async def bot_side(control: Control, chats: int, glm_concurrency: int, inline: bool) -> None:
     urls = await control.recv()
     settings = Settings(
@@ -262,6 +280,7 @@ async def bot_side(control: Control, chats: int, glm_concurrency: int, inline: b
         glm_base_url=urls["glm"],
         glm_max_concurrency=glm_concurrency,
         redis_url=None,
+        **receiving(),
         log_level="WARNING",
     )
     app = await build_app(settings)
@@ -345,7 +364,7 @@ def report(
         f"{max(asked.values()) - result['started']:.2f} s; "
         f"answers streamed 3 characters every 10 ms; fakes "
         f"{'in the bot process' if inline else 'out of the bot process'}; "
-        f"GLM_MAX_CONCURRENCY={glm_concurrency}"
+        f"GLM_MAX_CONCURRENCY={glm_concurrency}; updates by {RECEIVE['mode']}"
     )
     print(
         f"   answered: {result['answered']}/{chats}; 429s received: {result['rejected_429']}; "
@@ -358,7 +377,7 @@ def report(
         f"   message -> first visible text: {spread(visible)} (target p95 <= 2.0 s; "
         f"{drafts}/{len(first)} were drafts)"
     )
-    print(f"     message -> bot has it:       {spread(to_bot)} (getUpdates)")
+    print(f"     message -> bot has it:       {spread(to_bot)} ({RECEIVE['mode']})")
     print(f"     bot has it -> turn starts:   {spread(to_start)}")
     print(f"     turn start -> first token:   {spread(to_token)}")
     print(f"     first token -> shown:        {spread(to_text)}")
@@ -435,7 +454,14 @@ def main() -> None:
         default="processes",
         help="fake Bot API and fake GLM: a process each, one process, or in the bot's loop",
     )
+    parser.add_argument(
+        "--telegram",
+        choices=("polling", "webhook"),
+        default="polling",
+        help="how the bot takes updates: long polling (the default) or its webhook",
+    )
     args = parser.parse_args()
+    RECEIVE["mode"] = args.telegram
     banner("capacity: one bot process, fake Telegram and GLM on loopback")
     if args.fakes == "inline":
         asyncio.run(run_inline(args.chats, args.within, args.length, args.glm_concurrency))

@@ -379,6 +379,9 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._delivering: set[asyncio.Task[Any]] = set()
+        self._webhook_slots = asyncio.Semaphore(40)
+        self.webhook_in_flight = 0
+        self.webhook_most_in_flight = 0  # deliveries at once, at most (max_connections)
         self.base_url = ""
         self.root_url = ""
 
@@ -611,7 +614,15 @@ class FakeTelegram:
 
     async def _deliver_quietly(self, update: dict[str, Any], secret: str | None) -> None:
         try:
-            await self.deliver(update, secret=secret)
+            async with self._webhook_slots:
+                self.webhook_in_flight += 1
+                self.webhook_most_in_flight = max(
+                    self.webhook_most_in_flight, self.webhook_in_flight
+                )
+                try:
+                    await self.deliver(update, secret=secret)
+                finally:
+                    self.webhook_in_flight -= 1
         except (aiohttp.ClientError, OSError):
             self.webhook_deliveries.append((int(update["update_id"]), 0))
 
@@ -629,6 +640,7 @@ class FakeTelegram:
         self.webhook_deliveries.append((int(update["update_id"]), status))
         if 200 <= status < 300 and update in self._updates:
             self._updates.remove(update)
+        await self._notify()
         return status
 
     # -- scripted trouble --
@@ -892,10 +904,16 @@ class FakeTelegram:
             self.webhook = None
             return True
         self.webhook = {"url": url, "secret_token": secret}
+        # "max_connections: the maximum allowed number of simultaneous HTTPS connections to
+        # the webhook for update delivery, 1-100. Defaults to 40." (setWebhook)
+        self._webhook_slots = asyncio.Semaphore(
+            _as_int(params.get("max_connections") or 40, "max_connections")
+        )
         self._poll_generation += 1
         for update in list(self._updates):
             if self._wanted(update):
                 self._spawn_delivery(update)
+        await self._notify()  # a poll still waiting is terminated; wait_for sees the webhook
         return True
 
     async def _m_deletewebhook(self, params: Mapping[str, Any]) -> Any:

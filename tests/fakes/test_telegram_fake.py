@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from telegram import (
     Bot,
     BotCommand,
@@ -350,3 +351,33 @@ async def test_form_and_json_posts_are_both_accepted(fake: FakeTelegram) -> None
     assert fake.calls[-1].params["reply_markup"] == markup  # recorded decoded
     times = [c.time for c in fake.calls]
     assert times == sorted(times)
+
+
+async def test_webhook_deliveries_at_once_are_held_to_max_connections(fake: FakeTelegram) -> None:
+    in_flight, most = 0, 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.1)
+        in_flight -= 1
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with Bot(TOKEN, base_url=fake.base_url) as bot:
+            await bot.set_webhook(f"http://127.0.0.1:{port}/hook", max_connections=3)
+        for n in range(10):
+            fake.say(fake.chats[USER], fake.users[USER], f"메시지 {n}")
+        await fake.wait_for(lambda f: len(f.webhook_deliveries) == 10, within=5)
+    finally:
+        await runner.cleanup()
+    assert most == 3 == fake.webhook_most_in_flight
