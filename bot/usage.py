@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.i18n import t
 from bot.observability import NO_METRICS, Metrics
-from bot.sessions import on_redis, redis_errors
+from bot.sessions import OutageLog, on_redis, redis_errors
 from bot.sessions.base import SessionStore
+from bot.sessions.index import tenant_of
 from bot.turn import Turn
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Spender:
     @classmethod
     def of(cls, turn: Turn) -> Spender:
         return cls(
-            f"{turn.platform}:{turn.team_id}",
+            tenant_of(turn),
             turn.user_id,
             "" if turn.is_private else turn.chat_id,
         )
@@ -282,9 +283,8 @@ def _plan(keys: _Keys, spender: Spender, spent: Mapping[str, Tokens], p: Period)
     month = keys.tenant_month(spender.tenant, p)
     for model, by_model in spent.items():
         increments += [(month, f"model:{model}:{k}", n) for k, n in by_model.fields().items() if n]
-    top = keys.top(spender.tenant, p)
-    ttls[top] = TOP_TTL
-    names = keys.names(spender.tenant, p)
+    top, names = keys.top(spender.tenant, p), keys.names(spender.tenant, p)
+    ttls[top] = ttls[names] = TOP_TTL
     return _Add(increments, ttls, top, keys.who(spender), tokens.total, names, spender.user)
 
 
@@ -341,7 +341,6 @@ class MemoryUsageLedger:
         self._names[plan.names_key][plan.member] = plan.user
         for key, ttl in plan.ttls.items():
             self._expires[key] = self.clock() + ttl
-        self._expires[plan.names_key] = self.clock() + TOP_TTL
         self._adds += 1
         if self._adds % 1000 == 0:
             for key in [k for k, at in self._expires.items() if at <= self.clock()]:
@@ -424,14 +423,14 @@ class RedisUsageLedger:
 
     async def add(self, spender: Spender, spent: Mapping[str, Tokens], now: datetime) -> None:
         plan = _plan(self.keys, spender, spent, Period.of(now))
-        hashes = [k for k in plan.ttls if k != plan.top_key]
+        hashes = [k for k in plan.ttls if k not in (plan.top_key, plan.names_key)]
         index = {key: i + 1 for i, key in enumerate(hashes)}
         args: list[str | int] = [len(plan.increments)]
         for key, name, amount in plan.increments:
             args += [index[key], name, amount]
         args += [plan.member, plan.total, plan.user]
         keys = [*hashes, plan.top_key, plan.names_key]
-        args += [plan.ttls.get(k, TOP_TTL) for k in keys]
+        args += [plan.ttls[k] for k in keys]
         await self._script(keys=keys, args=args)
 
     async def spent(self, spender: Spender, now: datetime) -> Spent:
@@ -553,7 +552,12 @@ class Accounting:
         self.budgets = budgets
         self.now = now
         self.metrics = metrics if metrics is not None else NO_METRICS
-        self._warned_at = -math.inf
+        # Redis failing: one warning a minute (the client's password hidden).
+        self._outage = OutageLog(
+            getattr(ledger, "client", None),
+            log,
+            "usage counters unavailable (budgets not enforced)",
+        )
         self._writes: set[asyncio.Task[None]] = set()
 
     async def check(self, spender: Spender, *, exempt: bool = False) -> Verdict:
@@ -564,7 +568,7 @@ class Accounting:
         try:
             spent = await self.ledger.spent(spender, now)
         except redis_errors() as exc:
-            self._warn(exc)
+            self._outage(exc)
             return ALLOWED
         return judge(self.budgets, spent, Period.of(now))
 
@@ -575,7 +579,7 @@ class Accounting:
         try:
             await self.ledger.forget(Spender.of(turn), self.now())
         except redis_errors() as exc:
-            self._warn(exc)
+            self._outage(exc)
 
     def settle(self, meter: Meter) -> None:
         """The turn is answered: write its tokens down in the background (no one waits for
@@ -599,18 +603,12 @@ class Accounting:
         try:
             await self.ledger.add(spender, spent, self.now())
         except redis_errors() as exc:
-            self._warn(exc)
+            self._outage(exc)
 
     async def drain(self) -> None:
         """Until every count started so far is written (shutdown, tests)."""
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
-
-    def _warn(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= 60:
-            self._warned_at = now
-            log.warning("usage counters unavailable (budgets not enforced): %s", type(exc).__name__)
 
 
 # ---- what users read -----------------------------------------------------------------------------

@@ -59,16 +59,17 @@ def on_redis(store: SessionStore) -> TypeGuard[RedisSessionStore]:
 
 class OutageLog:
     """Says that Redis failed: at WARNING at most once every ``every`` seconds (DEBUG in
-    between, so a long outage is one line a minute), with the client's password hidden."""
+    between, so a long outage is one line a minute), with the client's password hidden
+    (``client`` None: there is none to hide)."""
 
     def __init__(
-        self, client: Any, logger: logging.Logger, message: str, *, every: float = 60.0
+        self, client: Any | None, logger: logging.Logger, message: str, *, every: float = 60.0
     ) -> None:
         self.logger = logger
         self.message = message
         self.every = every
         self._warned_at = -math.inf
-        password = client.get_connection_kwargs().get("password")
+        password = client.get_connection_kwargs().get("password") if client is not None else None
         self._hidden = password if isinstance(password, str) and password else None
 
     def __call__(self, exc: BaseException) -> None:
