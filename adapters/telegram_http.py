@@ -226,25 +226,15 @@ class ThreadedPollRequest(BaseRequest):
             if not thread.is_alive():
                 loop.close()
 
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-    ) -> tuple[int, bytes]:
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        """:meth:`AiohttpRequest.do_request` (same arguments), on the polling loop."""
         last = self._last
         if last is not None and not last.done():
             # PTB's last call on stopping can come before the cancelled poll has ended.
             last.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wrap_future(last)
-        call = self._inner.do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-        )
+        call = self._inner.do_request(*args, **kwargs)
         return await self._on_poll_loop(call)  # type: ignore[no-any-return]
 
     async def _on_poll_loop(self, coroutine: Job) -> Any:
