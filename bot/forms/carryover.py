@@ -20,6 +20,7 @@ from bot.forms.spec import Form
 
 _LEADERS = frozenset(
     {"그럼", "그러면", "그렇다면", "그리고", "근데", "그런데", "또", "혹시", "아", "음"}
+    | {"아니", "아니요", "아뇨", "앗", "어"}  # a correction: "아니 대전이요"
 )
 _MARKING_LEADERS = frozenset({"그럼", "그러면", "그렇다면", "그리고"})
 _TOPIC = frozenset({"은", "는", "도", "은요", "는요"})
@@ -36,6 +37,7 @@ _EN_FOLLOW = re.compile(
 _EN_WORD = re.compile(r"[A-Za-z][\w'.-]*|\d+\S*")
 _EN_IGNORED = frozenset(
     {"in", "for", "at", "on", "the", "weather", "there", "then", "instead", "please", "it"}
+    | {"no", "sorry", "oops", "i", "meant", "mean", "actually", "wait", "oh", "make"}
 )
 
 
@@ -76,10 +78,15 @@ class CarryOver:
         while tokens and _strippable_tail(tokens[-1]):
             marked = marked or tokens[-1].form in _MARKING_TAIL
             tokens.pop()
-        if not tokens or not all(t.nominal or t.particle or t.tag == "MM" for t in tokens):
+        if not tokens:
+            return None
+        cover = _cover(form, utt, tokens[0].start, tokens[-1].end)
+        # Slot values may be any part of speech ("내일" is read as an adverb too).
+        if not all(
+            t.nominal or t.particle or t.tag == "MM" or _inside(t, cover.spans) for t in tokens
+        ):
             return None
         marked = marked or any(t.particle and t.form in _TOPIC for t in tokens)
-        cover = _cover(form, utt, tokens[0].start, tokens[-1].end)
         loose = [
             t
             for t in tokens

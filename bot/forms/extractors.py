@@ -78,6 +78,12 @@ class Utterance:
     analyzer: KoreanAnalyzer | None = None
     _tokens: tuple[Token, ...] | None = field(default=None, repr=False)
     _lower: str | None = field(default=None, repr=False)
+    said: str | None = None  # the message as written, when ``text`` has parts blanked out
+
+    @property
+    def original(self) -> str:
+        """The message as the user wrote it (``text`` may have words blanked, see ``masked``)."""
+        return self.said if self.said is not None else self.text
 
     @property
     def today(self) -> date:
@@ -105,6 +111,21 @@ class Utterance:
     def derive(self, text: str) -> Utterance:
         """Another text (a tool argument, a free-text answer) in the same context."""
         return Utterance(text, self.lang, self.now, self.analyzer)
+
+    def masked(self, spans: Iterable[tuple[int, int]]) -> Utterance:
+        """The same message with ``spans`` blanked out (spaces, so offsets still hold), and
+        without the morphemes inside them: what extractors read once "부산 말고" is set aside.
+        Kiwi is not run again; ``original`` still gives the message as written."""
+        chars = list(self.text)
+        cuts = [(max(0, s), min(len(chars), e)) for s, e in spans if e > s]
+        for start, end in cuts:
+            chars[start:end] = " " * (end - start)
+        tokens = tuple(
+            t for t in self.tokens() if not any(t.start < e and s < t.end for s, e in cuts)
+        )
+        return Utterance(
+            "".join(chars), self.lang, self.now, self.analyzer, tokens, None, self.original
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +234,7 @@ class CityGazetteer:
     def __init__(self, cities: Iterable[City]) -> None:
         self.cities: tuple[City, ...] = tuple(cities)
         self._by_name: dict[str, City] = {}
+        self._fuzzy: list[tuple[str, City]] | None = None  # spellings for ``near``, built once
         self._automaton = ahocorasick.Automaton()
         for city in self.cities:
             for name in (city.ko, city.en, *city.aliases):
@@ -274,6 +296,44 @@ class CityGazetteer:
         found = self.find(utt)
         return found[0] if found else None
 
+    def near(self, word: str) -> City | None:
+        """The one city whose name ``word`` misspells ("부싼" → 부산, "서을" → 서울, "Busna" →
+        Busan), or None when no name is that close or two cities are equally close.
+
+        Korean is compared letter by letter (jamo: "부싼" is one stroke from 부산 and two from
+        부천), Latin case-insensitively; an edit is an insertion, a deletion, a substitution or
+        two neighbours swapped. One edit is allowed in a word of up to 7 letters, two beyond.
+        """
+        key = _spelling(word.strip())
+        hangul = _HANGUL.search(word) is not None
+        if len(key) < 4 or (hangul and len(word.strip()) < 2):
+            return None
+        limit = 1 if len(key) <= 7 else 2
+        best, cities = limit + 1, set()
+        for name, city in self._spellings():
+            if abs(len(name) - len(key)) > limit:
+                continue
+            distance = _edits(key, name, min(best, limit))
+            if distance < best:
+                best, cities = distance, {city.id}
+            elif distance == best:
+                cities.add(city.id)
+        if best == 0 or best > limit or len(cities) != 1:
+            return None
+        return self._by_id()[cities.pop()]
+
+    def _spellings(self) -> list[tuple[str, City]]:
+        if self._fuzzy is None:
+            self._fuzzy = [
+                (_spelling(name), city)
+                for name, city in self._by_name.items()
+                if " " not in name and (_HANGUL.search(name) or name.isascii())
+            ]
+        return self._fuzzy
+
+    def _by_id(self) -> dict[str, City]:
+        return {city.id: city for city in self.cities}
+
     def _standalone(self, utt: Utterance, start: int, end: int, key: str) -> bool:
         text = utt.text
         before = text[start - 1] if start > 0 else " "
@@ -288,6 +348,41 @@ class CityGazetteer:
         if not _KO_REMAINDER.match(text[end:stop]):
             return False
         return _kiwi_agrees(utt.tokens(), start, end)
+
+
+def _spelling(word: str) -> str:
+    """``word`` lowercased, Hangul syllables spelt out in jamo (부싼 → 부싼)."""
+    out: list[str] = []
+    for ch in _lower_same_length(word):
+        code = ord(ch) - 0xAC00
+        if 0 <= code < 11172:
+            out.append(chr(0x1100 + code // 588))
+            out.append(chr(0x1161 + (code % 588) // 28))
+            if code % 28:
+                out.append(chr(0x11A7 + code % 28))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance of ``a`` and ``b``; ``limit + 1`` once it is over."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                value = min(value, before[j - 2] + 1)
+            current[j] = value
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return previous[-1]
 
 
 def _kiwi_agrees(tokens: Sequence[Token], start: int, end: int) -> bool:
@@ -385,6 +480,52 @@ def place_candidate(utt: Utterance, context_words: Sequence[str]) -> Found | Non
                 continue
             start = match.start("name")
             return Found({"query": name}, start, start + len(name))
+    return None
+
+
+_HANGUL_RUN = re.compile(r"[가-힣]+")
+# Words around a short follow-up or answer that are no place ("그럼 인쳔은?", "아니 대졘").
+_SHORT_LEADERS = frozenset(
+    {"그럼", "그러면", "그리고", "근데", "아니", "아니요", "아뇨", "아", "음", "혹시", "또"}
+)
+
+
+def misspelt_city(
+    gazetteer: CityGazetteer, utt: Utterance, context_words: Sequence[str]
+) -> Found | None:
+    """A Korean city name with a typo ("부싼 날씨", "서을은?", "그럼 인쳔은?"), looked for only
+    where a city is expected: right before a context word ("날씨"), or as the whole of a short
+    message (a bare answer, a follow-up). Only an unambiguous match (``CityGazetteer.near``),
+    and never a word Kiwi knows for another ("부상 당했어요" is an injury, not 부산)."""
+    text = utt.text
+    words = list(_HANGUL_RUN.finditer(text))
+    content = [w for w in words if w.group() not in _SHORT_LEADERS]
+    if not content:
+        return None
+    if len(content) <= 2 and len(text.strip()) <= 20:
+        candidates = content
+    else:
+        candidates = []
+        for i, word in enumerate(words):
+            if not word.group().startswith(tuple(context_words)):
+                continue
+            j = i - 1
+            while j >= 0 and (
+                words[j].group() in _NOT_PLACES
+                or find_date(words[j].group(), utt.today) is not None
+                or find_time(words[j].group()) is not None
+            ):
+                j -= 1
+            if j >= 0:
+                candidates.append(words[j])
+    for word in candidates:
+        for end in range(word.end(), word.start() + 1, -1):  # the longest stem first
+            if not _KO_REMAINDER.match(text[end : word.end()]):
+                continue
+            stem = text[word.start() : end]
+            city = gazetteer.near(stem)
+            if city is not None and not (utt.analyzer and utt.analyzer.known_word(stem)):
+                return Found(city.to_value(), word.start(), end)
     return None
 
 

@@ -216,6 +216,14 @@ class KoreanAnalyzer:
             for t in self._kiwi.tokenize(text)
         )
 
+    def known_word(self, word: str) -> bool:
+        """Kiwi reads ``word`` as one word of its dictionary ("부상", "전부"), not as a guess
+        at a word it does not know ("부싼", "대졘": its placeholder morphemes have no form)."""
+        tokens = self._kiwi.tokenize(word)
+        if len(tokens) != 1 or int(tokens[0].len) != len(word):
+            return False
+        return bool(self._kiwi.morpheme(int(tokens[0].id)).form)
+
 
 def load_analyzer(proper_nouns: Iterable[str] = ()) -> KoreanAnalyzer | None:
     """A ``KoreanAnalyzer``, or ``None`` (logged once, as a warning) when Kiwi cannot load:

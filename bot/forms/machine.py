@@ -105,12 +105,15 @@ class Answer:
 
     ``values`` are candidate slot values (extracted, parsed or from a tool call, resolved);
     ``rejected`` are slots whose value a resolver already refused (e.g. an unknown city);
-    ``text`` is the raw message, for yes / no and slot names at the confirmation.
+    ``text`` is the raw message, for yes / no and slot names at the confirmation;
+    ``cleared`` are slots the user took back without a new value ("부산 말고요"): they are
+    forgotten and asked again.
     """
 
     values: Mapping[str, Any] = field(default_factory=dict)
     text: str = ""
     rejected: Mapping[str, InvalidValue] = field(default_factory=dict)
+    cleared: frozenset[str] = frozenset()
 
 
 class FormMachine:
@@ -125,7 +128,7 @@ class FormMachine:
         """A new state for ``form`` filled with ``answer``, and what to say next."""
         state = FormState(form.name, lang, {}, None, ts, ts)
         _accepted, reasons = self._accept(form, state, answer, now)
-        return state, self._next(form, state, now, reasons)
+        return state, self._next(form, state, now, reasons, answer.cleared)
 
     def advance(
         self, form: Form, state: FormState, answer: Answer, *, now: datetime, ts: float
@@ -144,7 +147,7 @@ class FormMachine:
         if not accepted and not reasons:
             return NoProgress(self.pending(form, state, now))
         state.retries = 0
-        return self._next(form, state, now, reasons)
+        return self._next(form, state, now, reasons, answer.cleared)
 
     def reopen(self, form: Form, state: FormState) -> None:
         """Back to the last question after a handler could not finish (the user retries)."""
@@ -171,6 +174,10 @@ class FormMachine:
     ) -> tuple[bool, dict[str, str]]:
         accepted = False
         reasons: dict[str, str] = {}
+        for name in answer.cleared:
+            if name not in answer.values and form.has_slot(name):
+                state.values.pop(name, None)
+                accepted = True  # taking an answer back is progress: the slot is asked again
         for slot in form.slots:  # in order: later validators may look at earlier values
             if slot.name in answer.rejected:
                 reasons[slot.name] = answer.rejected[slot.name].text(state.lang)
@@ -187,9 +194,18 @@ class FormMachine:
         return accepted, reasons
 
     def _next(
-        self, form: Form, state: FormState, now: datetime, reasons: Mapping[str, str]
+        self,
+        form: Form,
+        state: FormState,
+        now: datetime,
+        reasons: Mapping[str, str],
+        cleared: frozenset[str] = frozenset(),
     ) -> Step:
         lang = state.lang
+        for slot in form.slots:
+            # A value taken back is asked for first, optional or not ("내일 말고요").
+            if slot.name in cleared and slot.name not in state.values:
+                return self._ask(state, slot.name, slot.ask(lang), reasons.get(slot.name))
         for slot in form.slots:
             if slot.required and slot.name not in state.values:
                 return self._ask(state, slot.name, slot.ask(lang), reasons.get(slot.name))
@@ -235,7 +251,7 @@ class FormMachine:
         lang = state.lang
         if accepted or reasons:
             # New values while confirming ("번호는 010-1111-2222로 바꿔 주세요"): show them again.
-            step = self._next(form, state, now, reasons)
+            step = self._next(form, state, now, reasons, answer.cleared)
             if isinstance(step, Confirm) and reasons:
                 return Confirm("\n".join((*reasons.values(), step.text)))
             return step

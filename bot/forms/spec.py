@@ -94,6 +94,9 @@ class Slot:
     free_text: bool = False
     description: str = ""  # for the model's tool schema
     keywords: tuple[str, ...] = ()  # other words users call this slot ("번호", "phone")
+    # Words that stand for this slot's value said before ("거기", "그날", "there", "that day"):
+    # regular expressions; ``bot.forms.understanding`` has the usual ones.
+    refers: tuple[str, ...] = ()
 
     def ask(self, lang: str) -> str:
         return pick(self.question, lang)
@@ -173,12 +176,16 @@ class HandlerResult:
     ``values`` replaces the remembered slot values (e.g. with what the handler resolved).
     ``keep_form`` keeps the form open at its last question (the handler could not finish,
     e.g. storage was down, and the user may simply answer again).
+    ``failed``: the handler could not do its work (its service was down). The values are
+    remembered all the same, with the failure, so that "거기 내일은?" or "다시 알려줘" goes on
+    from them.
     """
 
     text: str
     brief: str | None = None
     values: Mapping[str, Any] | None = None
     keep_form: bool = False
+    failed: bool = False
 
 
 class FormHandler(Protocol):

@@ -16,8 +16,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ from bot.forms.messages import say
 from bot.forms.registry import FormRegistry
 from bot.forms.spec import Filled, Form, InvalidValue, ServiceUnavailable, SlotContext, pick
 from bot.forms.toolcall import ToolExtractor
+from bot.forms.understanding import Reading, is_retry, read
 from bot.manager import FormReply
 from bot.sessions.base import Session
 from bot.turn import Turn
@@ -219,11 +220,17 @@ class SlotFillingStage:
         spans = form.triggers.spans(utt.text)
         if not spans:
             return None
+        reading = read(form, utt, _last_values(session, form))
+        if reading.declined:
+            return None  # "날씨 말고 뉴스 알려줘"
+        utt = reading.utt
         found = self._extract(form, utt)
         if not self._fires(form, utt, found, spans):
             return None
+        values = self._read_values(form, reading, found)
+        values.update(self._referred(session, form, reading, values, utt))
         try:
-            answer = await self._resolve(form, utt, {name: f.value for name, f in found.items()})
+            answer = await self._resolve(form, utt, values)
             missing = [s for s in form.slots if s.required and s.name not in answer.values]
             if missing and (answer.rejected or self._residue(utt, found, spans)):
                 # Something in the message may be a value the rules do not know ("에펠탑 있는
@@ -275,9 +282,12 @@ class SlotFillingStage:
         utt: Utterance,
         ts: float,
     ) -> FormReply | None:
+        reading = read(form, utt, state.values)
+        utt = reading.utt
         found = self._extract(form, utt)
-        values: dict[str, Any] = {name: f.value for name, f in found.items()}
-        if not values:
+        values = self._read_values(form, reading, found)
+        cleared = frozenset(name for name in reading.negated if name not in values)
+        if not values and not cleared:
             if self._fires(form, utt, {}, form.triggers.spans(utt.text)):
                 # Asked again for what is already running ("상담 예약하고 싶어요" twice).
                 state.updated_at = ts
@@ -287,21 +297,35 @@ class SlotFillingStage:
             if other is not None:
                 return other
         asking = state.asking
-        if asking is not None and form.has_slot(asking) and asking not in values:
+        # A correction of another answer ("전화번호 잘못 말했어요, 010-…") is not also the
+        # answer to the question asked.
+        meant = reading.changed or any(form.slot(name).named_in(utt.text) for name in values)
+        if (
+            asking is not None
+            and form.has_slot(asking)
+            and asking not in values
+            and not (meant and (values or cleared))
+        ):
             slot = form.slot(asking)
             rest = _remainder(utt.text, list(found.values()))
             if slot.parse is not None and rest:
                 parsed = slot.parse(rest, utt)
                 if parsed is not None:
                     values[asking] = parsed
-        if asking is not None and asking not in values and values and self._residue(utt, found, []):
+        if (
+            asking is not None
+            and asking not in values
+            and values
+            and not meant
+            and self._residue(utt, found, [])
+        ):
             # "오늘 기분이 좋아" while the city is asked: the date it names is incidental, the
             # message is about something else (the model, asked below, may still say otherwise).
             values = {}
         state.lang = utt.lang
         pending = self.machine.pending(form, state, utt.now)
         try:
-            answer = await self._resolve(form, utt, values)
+            answer = replace(await self._resolve(form, utt, values), cleared=cleared)
             if not answer.values and answer.rejected:
                 # The rules took the answer for a name the resolver does not know ("프랑스
                 # 수도"): the model may understand it better.
@@ -379,8 +403,17 @@ class SlotFillingStage:
             or last.get("topic_changed")
         ):
             return None
-        changes = self.carry.detect(form, utt)
-        if not changes:
+        reading = read(form, utt, _last_values(session, form))
+        if reading.declined:
+            return None
+        utt = reading.utt
+        changes = self.carry.detect(form, utt) or {}
+        changes.update((k, v) for k, v in reading.replaced.items() if k not in changes)
+        cleared = frozenset(name for name in reading.negated if name not in changes)
+        if cleared and not changes and not _only_cues(utt.text):
+            cleared = frozenset()  # "대구 말고 다른 얘기 하자": not about the form any more
+        again = bool(last.get("failed")) and is_retry(utt.original)
+        if not changes and not cleared and not again:
             return None
         try:
             answer = await self._resolve(form, utt, changes)
@@ -388,13 +421,13 @@ class SlotFillingStage:
             return FormReply(down.text(utt.lang))
         if answer.rejected:
             return None  # "민수는?": not a place after all, so not a follow-up
-        kept = self._still_valid(form, last.get("values"), changes, utt)
-        merged = Answer({**kept, **answer.values}, utt.text)
+        kept = self._still_valid(form, last.get("values"), {*changes, *cleared}, utt)
+        merged = Answer({**kept, **answer.values}, utt.original, cleared=cleared)
         state, step = self.machine.start(form, merged, now=utt.now, lang=utt.lang, ts=ts)
         return await self._after(session, turn, form, state, step, utt, ts)
 
     def _still_valid(
-        self, form: Form, values: object, changes: Mapping[str, Any], utt: Utterance
+        self, form: Form, values: object, changes: Collection[str], utt: Utterance
     ) -> dict[str, Any]:
         """The remembered values that still hold (yesterday's "today" falls back to default)."""
         kept: dict[str, Any] = {}
@@ -464,17 +497,67 @@ class SlotFillingStage:
         except Exception:
             log.exception("form handler failed form=%s session=%s", form.name, session.key)
             text = say("handler_failed", utt.lang, title=pick(form.title, utt.lang))
+            # What was asked stays the dialogue's state: "다시 알려줘" or "거기 내일은?" go on.
+            self._remember(session, form, values, utt, ts, failed=True)
             return _Handled(FormReply(text), keep=False)
         if not result.keep_form:
-            session.state = {
-                "intent": form.name,
-                "values": dict(result.values if result.values is not None else values),
-                "at": ts,
-                "gap": 0,
-                "lang": utt.lang,
-            }
+            kept = result.values if result.values is not None else values
+            self._remember(session, form, kept, utt, ts, failed=result.failed)
         brief = result.brief if self.config.phrase_with_model else None
         return _Handled(FormAnswer(result.text, brief=brief), keep=result.keep_form)
+
+    def _remember(
+        self,
+        session: Session,
+        form: Form,
+        values: Mapping[str, Any],
+        utt: Utterance,
+        ts: float,
+        *,
+        failed: bool,
+    ) -> None:
+        """The last request, for follow-ups; a failed one too (its values, and that it failed)."""
+        session.state = {
+            "intent": form.name,
+            "values": dict(values),
+            "at": ts,
+            "gap": 0,
+            "lang": utt.lang,
+        }
+        if failed:
+            session.state["failed"] = True
+
+    def _read_values(
+        self, form: Form, reading: Reading, found: Mapping[str, Found]
+    ) -> dict[str, Any]:
+        """The values the message gives: the extractors', then the parsers' after a cue."""
+        values: dict[str, Any] = {name: f.value for name, f in found.items()}
+        for name, value in reading.replaced.items():
+            values.setdefault(name, value)
+        return values
+
+    def _referred(
+        self,
+        session: Session,
+        form: Form,
+        reading: Reading,
+        values: Mapping[str, Any],
+        utt: Utterance,
+    ) -> dict[str, Any]:
+        """Values for the slots a reference word stands for ("거기", "그날"), from the last
+        request (of any form with a slot of that name), where they still hold."""
+        last = session.state.get("values") if session.state else None
+        if not reading.referred or not isinstance(last, dict):
+            return {}
+        filled: dict[str, Any] = {}
+        for name in reading.referred:
+            if name in values or name not in last:
+                continue
+            try:
+                filled[name] = form.slot(name).check(last[name], SlotContext(utt.now, values))
+            except InvalidValue:
+                continue
+        return filled
 
     def _fires(
         self, form: Form, utt: Utterance, found: Mapping[str, Found], spans: list[tuple[int, int]]
@@ -525,7 +608,7 @@ class SlotFillingStage:
                 resolved[name] = await slot.resolve(value, utt.lang)
             except InvalidValue as invalid:
                 rejected[name] = invalid
-        return Answer(resolved, utt.text, rejected)
+        return Answer(resolved, utt.original, rejected)
 
     def _residue(
         self, utt: Utterance, found: Mapping[str, Found], spans: list[tuple[int, int]]
@@ -554,6 +637,24 @@ class SlotFillingStage:
 class _Handled:
     answer: FormReply
     keep: bool
+
+
+def _last_values(session: Session, form: Form) -> dict[str, Any]:
+    """The values of the last request, when it was ``form``'s (for "부산 말고 울산")."""
+    last = session.state
+    if not last or last.get("intent") != form.name or not isinstance(last.get("values"), dict):
+        return {}
+    return dict(last["values"])
+
+
+_LEFT_OVER = re.compile(
+    r"[\s?!.,~…]+|(?<![\w가-힣])(?:아니요|아니|아뇨|그럼|no|not|oh)(?![\w가-힣])", re.I
+)
+
+
+def _only_cues(text: str) -> bool:
+    """Nothing but punctuation and cue words is left ("광주 말고요" once 광주 말고요 is read)."""
+    return not _LEFT_OVER.sub("", text)
 
 
 def _long_form(form: Form) -> bool:

@@ -40,6 +40,7 @@ from bot.forms.spec import (
     Triggers,
     pick,
 )
+from bot.forms.understanding import DAY_REFERENCES, TIME_REFERENCES
 from bot.notify import AdminNotices
 from bot.reply import literal
 from bot.sessions.base import SessionStore, SessionStoreError
@@ -482,6 +483,7 @@ def intake_form(submissions: SubmissionStore, *, rules: IntakeRules | None = Non
                 display=_display_date,
                 description="The preferred day, as YYYY-MM-DD.",
                 keywords=("날짜", "date", "day"),
+                refers=DAY_REFERENCES,
             ),
             Slot(
                 name="time",
@@ -496,6 +498,7 @@ def intake_form(submissions: SubmissionStore, *, rules: IntakeRules | None = Non
                 display=_display_time,
                 description="The preferred time of day, as HH:MM (24-hour).",
                 keywords=("시간", "time"),
+                refers=TIME_REFERENCES,
             ),
             Slot(
                 name="topic",

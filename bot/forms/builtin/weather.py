@@ -27,6 +27,7 @@ from bot.forms.extractors import (
     has_cue,
     has_hangul,
     josa,
+    misspelt_city,
     parse_date,
     place_candidate,
 )
@@ -43,6 +44,7 @@ from bot.forms.spec import (
     Validator,
     pick,
 )
+from bot.forms.understanding import DAY_REFERENCES, PLACE_REFERENCES
 
 log = logging.getLogger(__name__)
 
@@ -467,13 +469,18 @@ class CitySlot:
         self.source = source
 
     def extract(self, utt: Utterance) -> Found | None:
-        return self.gazetteer.first(utt) or place_candidate(utt, CONTEXT_WORDS)
+        return (
+            self.gazetteer.first(utt)
+            or place_candidate(utt, CONTEXT_WORDS)
+            or misspelt_city(self.gazetteer, utt, CONTEXT_WORDS)
+        )
 
     def parse(self, text: str, utt: Utterance) -> Any:
         city = self.gazetteer.lookup(text)
         if city is not None:
             return city.to_value()
-        found = self.gazetteer.first(utt.derive(text))
+        answer = utt.derive(text)
+        found = self.gazetteer.first(answer) or misspelt_city(self.gazetteer, answer, CONTEXT_WORDS)
         if found is not None:
             return found.value
         name = _looks_like_place(text, utt)
@@ -487,18 +494,25 @@ class CitySlot:
         if known is not None:
             return known.to_value()
         search_lang = "ko" if has_hangul(query) else ("en" if lang not in ("ko", "en") else lang)
+        # A real place of that name comes first ("홍성" is not a typo of 횡성); a name the
+        # geocoder does not know may be a typo of one the gazetteer knows ("서을", "Busna").
+        misspelt = self.gazetteer.near(query)
         try:
             places = await self.source.geocode(query, lang=search_lang)
         except WeatherUnavailable as exc:
+            if misspelt is not None:
+                return misspelt.to_value()
             log.warning("geocoding unavailable: %s", exc)
             raise ServiceUnavailable(
                 TEXT["service_down"], what=_what(query, lang, geocoding=True)
             ) from exc
         # Populated places only: "민수" must not resolve to a stream or a mountain of that name.
         towns = [p for p in places if p.feature_code.startswith("PPL")]
-        if not towns:
-            raise InvalidValue(TEXT["city_unknown"], name=query)
-        return _place_value(towns[0], search_lang)
+        if towns:
+            return _place_value(towns[0], search_lang)
+        if misspelt is not None:
+            return misspelt.to_value()
+        raise InvalidValue(TEXT["city_unknown"], name=query)
 
 
 def _what(city: str, lang: str, *, geocoding: bool = False) -> str:
@@ -564,7 +578,11 @@ class WeatherHandler:
         except WeatherUnavailable as exc:
             log.warning("forecast unavailable session=%s: %s", filled.session_key, exc)
             # No brief: with no data the model must not be asked to talk about the weather.
-            return HandlerResult(pick(TEXT["service_down"], lang, what=_what(name, lang)))
+            return HandlerResult(
+                pick(TEXT["service_down"], lang, what=_what(name, lang)),
+                values={"city": city, "date": day.isoformat()},
+                failed=True,
+            )
         # Index by offset: "today" is the city's own today (daily values are local days).
         offset = (day - today).days
         label = day_label(day, today, lang)
@@ -632,6 +650,7 @@ def weather_form(
                 display=city_name,
                 description="The city or town, as the user named it (any language).",
                 keywords=("도시", "지역", "city", "place"),
+                refers=PLACE_REFERENCES,
             ),
             Slot(
                 name="date",
@@ -644,6 +663,7 @@ def weather_form(
                 validate=_date_validator(days),
                 description="The day, as YYYY-MM-DD (default: today).",
                 keywords=("날짜", "언제", "date", "day"),
+                refers=DAY_REFERENCES,
             ),
         ),
         handler=WeatherHandler(source, days=days),
