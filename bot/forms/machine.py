@@ -136,6 +136,7 @@ class FormMachine:
         """Apply one message to ``state`` (mutated in place) and say what comes next."""
         state.updated_at = ts
         asking = state.asking
+        before = dict(state.values)
         accepted, reasons = self._accept(form, state, answer, now)
         if asking in (CONFIRM, CHOOSE):
             return self._at_confirmation(form, state, answer, now, accepted, reasons)
@@ -147,7 +148,25 @@ class FormMachine:
         if not accepted and not reasons:
             return NoProgress(self.pending(form, state, now))
         state.retries = 0
-        return self._next(form, state, now, reasons, answer.cleared)
+        step = self._next(form, state, now, reasons, answer.cleared)
+        if isinstance(step, Ask):
+            # An earlier answer corrected on the way ("전화번호 잘못 말했어요, 010-…"): say it
+            # took, before the next question.
+            changed = [
+                say(
+                    "changed",
+                    state.lang,
+                    label=pick(slot.label, state.lang),
+                    value=slot.display(state.values[slot.name], state.lang),
+                )
+                for slot in form.slots
+                if slot.name in before
+                and slot.name in state.values
+                and before[slot.name] != state.values[slot.name]
+            ]
+            if changed:
+                step = Ask(step.slot, "\n".join((*changed, step.text)))
+        return step
 
     def reopen(self, form: Form, state: FormState) -> None:
         """Back to the last question after a handler could not finish (the user retries)."""

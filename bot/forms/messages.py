@@ -38,6 +38,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "지금은 {title} 중이에요. 먼저 마치거나 '취소'라고 보내 주세요.",
         "en": "We're in the middle of the {title}. Finish it first or send 'cancel'.",
     },
+    "changed": {
+        "ko": "{label_obj} {value_to} 바꿨어요.",
+        "en": "Changed the {label} to {value}.",
+    },
     "handler_failed": {
         "ko": "{title} 처리 중에 문제가 생겼어요. 잠시 후 다시 시도해 주세요.",
         "en": "Something went wrong with the {title}. Please try again in a moment.",
@@ -46,8 +50,13 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def say(key: str, lang: str, **values: object) -> str:
-    """``key`` in ``lang``; a ``title`` value also fills ``title_obj`` (title + 을/를)."""
+    """``key`` in ``lang``; a ``title`` value also fills ``title_obj`` (title + 을/를), a
+    ``label`` and a ``value`` fill ``label_obj`` and ``value_to`` (value + (으)로)."""
     title = values.get("title")
     if isinstance(title, str):
         values.setdefault("title_obj", josa(title, "을", "를"))
+    label, value = values.get("label"), values.get("value")
+    if isinstance(label, str) and isinstance(value, str):
+        values.setdefault("label_obj", josa(label, "을", "를"))
+        values.setdefault("value_to", josa(value, "으로", "로"))
     return pick(MESSAGES[key], lang, **values)
