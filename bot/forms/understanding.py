@@ -137,7 +137,7 @@ def read(form: Form, utt: Utterance, current: Mapping[str, Any] | None = None) -
         masked = utt.masked((h.found.start, h.found.end) for h in references) if references else utt
         return Reading(
             masked,
-            replaced=_named_values(form, masked, current),
+            replaced=_named_values(form, masked, current, correcting=correcting),
             referred=frozenset(h.slot for h in references),
             correcting=correcting,
         )
@@ -164,7 +164,8 @@ def read(form: Form, utt: Utterance, current: Mapping[str, Any] | None = None) -
             masks.append((cue.start(), hit.found.end))
     masked = utt.masked(masks)
     replaced = _replacements(form, masked, negated, after_cues)
-    for name, value in _named_values(form, masked, current).items():
+    changing = correcting or bool(negated)
+    for name, value in _named_values(form, masked, current, correcting=changing).items():
         replaced.setdefault(name, value)
     referred = frozenset(h.slot for h in references if h.slot not in negated)
     return Reading(
@@ -172,7 +173,7 @@ def read(form: Form, utt: Utterance, current: Mapping[str, Any] | None = None) -
         negated=negated,
         replaced=replaced,
         referred=referred,
-        correcting=correcting or bool(negated),
+        correcting=changing,
         declined=declined and not negated,
     )
 
@@ -329,12 +330,16 @@ _CHANGE_TAIL = re.compile(
     r"\s*[.!~]*$"
 )
 _AFTER_NAME = re.compile(r"^\s*(?:은|는|을|를|이|가|:)?\s*")
+_GIVEN = re.compile(r"(?:이에요|예요|입니다|이요|이야|라고\s*(?:해요|합니다))\s*[.!~]*$")
 
 
-def _named_values(form: Form, utt: Utterance, current: Mapping[str, Any]) -> dict[str, Any]:
+def _named_values(
+    form: Form, utt: Utterance, current: Mapping[str, Any], *, correcting: bool
+) -> dict[str, Any]:
     """A new value for a slot the message names, said after its name where no extractor
     finds it ("아, 이름 홍길순이에요", "주제는 전세 대출로 바꿔 주세요"): only for a slot that
-    already has a value (a change), and never a question ("이름이 뭐였죠?")."""
+    already has a value (a change), said as one (a correction cue, "(으)로 바꿔", or "…이에요"),
+    and never a question ("이름이 뭐였죠?") or a remark ("내용은 괜찮아요")."""
     if not current:
         return {}
     values: dict[str, Any] = {}
@@ -350,9 +355,11 @@ def _named_values(form: Form, utt: Utterance, current: Mapping[str, Any]) -> dic
         if not ends or slot.find(utt) is not None:
             continue
         start = max(ends)
-        rest = _AFTER_NAME.sub("", utt.text[start : _segment_end(utt.text, start)], count=1)
-        rest = _CHANGE_TAIL.sub("", rest).strip()
+        said = _AFTER_NAME.sub("", utt.text[start : _segment_end(utt.text, start)], count=1)
+        rest = _CHANGE_TAIL.sub("", said).strip()
         if not rest or has_cue(rest):
+            continue
+        if not (correcting or rest != said.strip() or _GIVEN.search(rest)):
             continue
         value = slot.parse(rest, utt.derive(rest))
         if value is not None:
