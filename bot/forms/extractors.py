@@ -515,6 +515,9 @@ def misspelt_city(
     where a city is expected: right before a context word ("날씨"), or as the whole of a short
     message (a bare answer, a follow-up). Only an unambiguous match (``CityGazetteer.near``),
     and never a word Kiwi knows for another ("부상 당했어요" is an injury, not 부산)."""
+    analyzer = utt.analyzer
+    if analyzer is None:
+        return None  # without Kiwi a typo cannot be told from a word ("부상", "전부")
     text = utt.text
     words = list(_HANGUL_RUN.finditer(text))
     content = [w for w in words if w.group() not in _SHORT_LEADERS]
@@ -542,8 +545,11 @@ def misspelt_city(
                 continue
             stem = text[word.start() : end]
             city = gazetteer.near(stem)
-            if city is not None and not (utt.analyzer and utt.analyzer.known_word(stem)):
-                return Found(city.to_value(), word.start(), end)
+            if city is None:
+                continue
+            if analyzer.known_word(word.group()) or analyzer.known_word(stem):
+                break  # a word of its own ("통역이요", "구려"), not a misspelt name
+            return Found(city.to_value(), word.start(), end)
     return None
 
 

@@ -51,6 +51,10 @@ COMPOUNDS = (
 )
 
 
+# Particles, endings, suffixes and the copula: what follows a word without being one.
+_FUNCTIONAL = ("J", "E", "XS", "VCP", "S")
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     """One morpheme: its form, its tag and where it sits in the analysed text."""
@@ -217,12 +221,19 @@ class KoreanAnalyzer:
         )
 
     def known_word(self, word: str) -> bool:
-        """Kiwi reads ``word`` as one word of its dictionary ("부상", "전부"), not as a guess
-        at a word it does not know ("부싼", "대졘": its placeholder morphemes have no form)."""
+        """Kiwi reads ``word`` as one word of its dictionary, maybe with a particle or an
+        ending ("부상", "전부", "통역이", "구려" = 구리 + 어), not as a guess at a word it does
+        not know ("부싼", "대졘": its placeholder morphemes have no form) nor as pieces that
+        make no word ("서을" = 서 + 을)."""
         tokens = self._kiwi.tokenize(word)
-        if len(tokens) != 1 or int(tokens[0].len) != len(word):
+        if not tokens or int(tokens[0].start) != 0:
             return False
-        return bool(self._kiwi.morpheme(int(tokens[0].id)).form)
+        head, rest = tokens[0], tokens[1:]
+        if not self._kiwi.morpheme(int(head.id)).form or str(head.tag).startswith(_FUNCTIONAL):
+            return False
+        return all(
+            str(t.tag).startswith(_FUNCTIONAL) and self._kiwi.morpheme(int(t.id)).form for t in rest
+        )
 
 
 def load_analyzer(proper_nouns: Iterable[str] = ()) -> KoreanAnalyzer | None:

@@ -47,7 +47,7 @@ from bot.forms.messages import say
 from bot.forms.registry import FormRegistry
 from bot.forms.spec import Filled, Form, InvalidValue, ServiceUnavailable, SlotContext, pick
 from bot.forms.toolcall import ToolExtractor
-from bot.forms.understanding import Reading, is_retry, read
+from bot.forms.understanding import Reading, is_retry, read, same_value
 from bot.manager import FormReply
 from bot.sessions.base import Session
 from bot.turn import Turn
@@ -286,7 +286,7 @@ class SlotFillingStage:
         utt = reading.utt
         found = self._extract(form, utt)
         values = self._read_values(form, reading, found)
-        cleared = frozenset(name for name in reading.negated if name not in values)
+        cleared = _cleared(reading, values, state.values)
         if not values and not cleared:
             if self._fires(form, utt, {}, form.triggers.spans(utt.text)):
                 # Asked again for what is already running ("상담 예약하고 싶어요" twice).
@@ -307,7 +307,8 @@ class SlotFillingStage:
             and not (meant and (values or cleared))
         ):
             slot = form.slot(asking)
-            rest = _remainder(utt.text, list(found.values()))
+            # "아니요", "아니 잠깐만요", "no" are no name and no topic (what follows them may be).
+            rest = _HOLD.sub("", _remainder(utt.text, list(found.values())), count=1)
             if slot.parse is not None and rest:
                 parsed = slot.parse(rest, utt)
                 if parsed is not None:
@@ -409,9 +410,10 @@ class SlotFillingStage:
         utt = reading.utt
         changes = self.carry.detect(form, utt) or {}
         changes.update((k, v) for k, v in reading.replaced.items() if k not in changes)
-        cleared = frozenset(name for name in reading.negated if name not in changes)
-        if cleared and not changes and not _only_cues(utt.text):
-            cleared = frozenset()  # "대구 말고 다른 얘기 하자": not about the form any more
+        cleared = _cleared(reading, changes, _last_values(session, form))
+        if cleared and not changes and not (reading.retracts and _only_cues(utt.text)):
+            # "대구 말고 다른 얘기 하자", "not today": not about the form any more.
+            cleared = frozenset()
         again = bool(last.get("failed")) and is_retry(utt.original)
         if not changes and not cleared and not again:
             return None
@@ -649,6 +651,26 @@ def _last_values(session: Session, form: Form) -> dict[str, Any]:
 
 _LEFT_OVER = re.compile(
     r"[\s?!.,~…]+|(?<![\w가-힣])(?:아니요|아니|아뇨|그럼|no|not|oh)(?![\w가-힣])", re.I
+)
+
+
+def _cleared(
+    reading: Reading, values: Mapping[str, Any], held: Mapping[str, Any]
+) -> frozenset[str]:
+    """Slots taken back with no new value, when what was taken back is what they hold
+    ("부산 말고요" forgets Busan; "대구 말고요" after Busan forgets nothing)."""
+    return frozenset(
+        name
+        for name, said in reading.negated.items()
+        if name not in values and name in held and same_value(said, held[name])
+    )
+
+
+_HOLD = re.compile(
+    r"^(?:\s*(?:아니요|아니오|아니|아뇨|no|nope|nah|oh|아|음)(?=$|[\s,.!~])[\s,.!~]*)*"
+    r"(?:(?:잠깐|잠시)(?:만)?(?:요)?|wait(?:\s+a\s+(?:sec|second|minute))?|hold\s+on|hmm+)?"
+    r"[\s,.!~]*$|^(?:\s*(?:아니요|아니오|아니|아뇨|no|nope|nah|oh|아|음)(?=$|[\s,.!~])[\s,.!~]*)+",
+    re.IGNORECASE,
 )
 
 

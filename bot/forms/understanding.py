@@ -54,9 +54,12 @@ CORRECTION = re.compile(
 )
 # "Again" after a failed answer: the same request once more.
 RETRY = re.compile(
-    r"^\s*(?:그럼\s*|그러면\s*)?(?:다시|한\s*번\s*더|재시도)\s*(?:한\s*번\s*)?"
-    r"(?:알려|해|확인|봐|찾아|부탁|시도|물어)?[가-힣]*\s*[?!.~]*\s*$|"
-    r"^\s*(?:please\s+)?(?:try\s+(?:it\s+)?again|again|retry|one\s+more\s+time)"
+    r"^\s*(?:그럼\s*|그러면\s*)?(?:다시|한\s*번\s*더|재시도)(?:\s*한\s*번)?\s*"
+    r"(?:(?:알려|확인해|확인|찾아|조회해|검색해|시도해|해|부탁해|부탁)\s*"
+    r"(?:줘|줘요|주세요|줄래|줄래요|주실래요|줄\s*수\s*있어요?|봐|봐요|요|드려요)?"
+    r"|봐\s*(?:줘|주세요|줄래요?)|부탁(?:해요|합니다|드려요)?|요)?\s*[?!.~]*\s*$|"
+    r"^\s*(?:(?:can|could|would)\s+you\s+)?(?:please\s+)?"
+    r"(?:try\s+(?:it\s+|that\s+)?again|do\s+it\s+again|again|retry|one\s+more\s+time)"
     r"(?:\s+please)?\s*[?!.]*\s*$",
     re.IGNORECASE,
 )
@@ -103,7 +106,9 @@ class Reading:
     blanked out). ``negated``: slot → the value taken back. ``replaced``: slot → a new value
     the slot's parser read after a cue, where no extractor finds one ("홍길동 말고 김민지요").
     ``referred``: slots a reference word stands for. ``correcting``: the message corrects an
-    earlier answer. ``declined``: the form itself was taken back ("날씨 말고 ...").
+    earlier answer. ``declined``: the form itself was taken back ("날씨 말고 ..."). ``retracts``:
+    a value is taken back in so many words ("광주 말고요", "아니, …", "no, not …"), where a bare
+    "not today" is rather a polite no.
     """
 
     utt: Utterance
@@ -112,6 +117,7 @@ class Reading:
     referred: frozenset[str] = frozenset()
     correcting: bool = False
     declined: bool = False
+    retracts: bool = False
 
     @property
     def changed(self) -> bool:
@@ -146,6 +152,7 @@ def read(form: Form, utt: Utterance, current: Mapping[str, Any] | None = None) -
     masks: list[tuple[int, int]] = [(h.found.start, h.found.end) for h in references]
     after_cues: dict[str, tuple[int, int]] = {}  # slot → where its replacement may be said
     declined = False
+    retracts = correcting
     for cue in cues:
         kind = cue.lastgroup or ""
         if kind.startswith("b"):
@@ -154,6 +161,7 @@ def read(form: Form, utt: Utterance, current: Mapping[str, Any] | None = None) -
                 declined = declined or _declines(form, text, cue.start())
                 continue
             negated[hit.slot] = hit.found.value
+            retracts = True
             masks.append((hit.found.start, cue.end()))
             after_cues[hit.slot] = (cue.end(), _segment_end(text, cue.end()))
         else:
@@ -175,7 +183,17 @@ def read(form: Form, utt: Utterance, current: Mapping[str, Any] | None = None) -
         referred=referred,
         correcting=changing,
         declined=declined and not negated,
+        retracts=retracts,
     )
+
+
+def same_value(said: Any, held: Any) -> bool:
+    """A taken-back value is the one held ("부산 말고요" after Busan; "거기 말고" always)."""
+    if said == REFERENCE or said == held:
+        return True
+    if isinstance(said, Mapping) and isinstance(held, Mapping):
+        return said.get("id") is not None and said.get("id") == held.get("id")
+    return False
 
 
 def is_retry(text: str) -> bool:

@@ -469,22 +469,29 @@ class CitySlot:
         self.source = source
 
     def extract(self, utt: Utterance) -> Found | None:
-        return (
-            self.gazetteer.first(utt)
-            or place_candidate(utt, CONTEXT_WORDS)
-            or misspelt_city(self.gazetteer, utt, CONTEXT_WORDS)
-        )
+        found = self.gazetteer.first(utt)
+        if found is not None:
+            return found
+        typo = misspelt_city(self.gazetteer, utt, CONTEXT_WORDS)
+        place = place_candidate(utt, CONTEXT_WORDS)
+        if place is None or typo is None:
+            return place or typo
+        # "부싼 날씨": a place the geocoder may know, else the city it misspells (``resolve``).
+        return Found({**place.value, "misspelt": typo.value}, place.start, place.end)
 
     def parse(self, text: str, utt: Utterance) -> Any:
         city = self.gazetteer.lookup(text)
         if city is not None:
             return city.to_value()
         answer = utt.derive(text)
-        found = self.gazetteer.first(answer) or misspelt_city(self.gazetteer, answer, CONTEXT_WORDS)
+        found = self.gazetteer.first(answer)
         if found is not None:
             return found.value
+        typo = misspelt_city(self.gazetteer, answer, CONTEXT_WORDS)
         name = _looks_like_place(text, utt)
-        return {"query": name} if name else None
+        if name is None:
+            return typo.value if typo is not None else None
+        return {"query": name, "misspelt": typo.value} if typo is not None else {"query": name}
 
     async def resolve(self, value: Any, lang: str) -> Any:
         if not isinstance(value, Mapping) or "query" not in value or "lat" in value:
@@ -495,13 +502,18 @@ class CitySlot:
             return known.to_value()
         search_lang = "ko" if has_hangul(query) else ("en" if lang not in ("ko", "en") else lang)
         # A real place of that name comes first ("홍성" is not a typo of 횡성); a name the
-        # geocoder does not know may be a typo of one the gazetteer knows ("서을", "Busna").
-        misspelt = self.gazetteer.near(query)
+        # geocoder does not know may be a typo of a city the gazetteer knows: a Korean one as
+        # Kiwi told it from a word when the message was read ("부싼", see misspelt_city), a
+        # capitalised Latin one here ("Busna").
+        misspelt: Any = value.get("misspelt")
+        if misspelt is None and query[:1].isupper():
+            near = self.gazetteer.near(query)
+            misspelt = near.to_value() if near is not None else None
         try:
             places = await self.source.geocode(query, lang=search_lang)
         except WeatherUnavailable as exc:
             if misspelt is not None:
-                return misspelt.to_value()
+                return dict(misspelt)
             log.warning("geocoding unavailable: %s", exc)
             raise ServiceUnavailable(
                 TEXT["service_down"], what=_what(query, lang, geocoding=True)
@@ -511,7 +523,7 @@ class CitySlot:
         if towns:
             return _place_value(towns[0], search_lang)
         if misspelt is not None:
-            return misspelt.to_value()
+            return dict(misspelt)
         raise InvalidValue(TEXT["city_unknown"], name=query)
 
 
