@@ -25,6 +25,14 @@ from bot.glm.types import FINISH_NETWORK_ERROR, ChatRequest, Chunk, Completion, 
 
 log = logging.getLogger(__name__)
 
+# After the first words of an answer, the stream is read at most this often (seconds): a model
+# sends a few characters every few milliseconds, and every read costs the whole way to the user
+# (the guard's timer, the filter, the reply stream) whatever it holds. The platforms show text
+# in steps of a second or so (Telegram drafts and edits, Slack updates), so 50 ms of words
+# read together are not seen, while a thousand answers streaming at once cost several times
+# less CPU (bench/bench_capacity.py).
+READ_INTERVAL = 0.05
+
 
 class GlmClient:
     """Talks to ``{base_url}/chat/completions``.
@@ -45,6 +53,7 @@ class GlmClient:
         backoff_factor: float = 0.25,
         backoff_max: float = 4.0,
         max_connections: int = 100,
+        read_interval: float = READ_INTERVAL,
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {
@@ -58,6 +67,7 @@ class GlmClient:
         self._backoff_factor = backoff_factor
         self._backoff_max = backoff_max
         self._max_connections = max_connections
+        self._read_interval = read_interval
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -170,13 +180,19 @@ class GlmClient:
                     raise _http_error(resp, await resp.read())
                 parser = SseParser()
                 async for data in resp.content.iter_any():
+                    texts = False
                     for chunk in coalesced(parse_chunk(e.data) for e in parser.feed(data)):
                         if chunk is None:  # [DONE]
                             finished = True
                             return
                         if chunk.finish_reason is not None:
                             finished = True
+                        texts = texts or bool(chunk.content or chunk.reasoning)
                         yield chunk
+                    if texts and self._read_interval > 0:
+                        # The first words go out at once; after them, what the model sends
+                        # meanwhile is read together, as one chunk (``coalesced``).
+                        await asyncio.sleep(self._read_interval)
                 for event in parser.close():
                     chunk = parse_chunk(event.data)
                     if chunk is None:
