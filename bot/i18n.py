@@ -199,6 +199,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Your message is too long ({length:,} characters). "
         "Please send at most {limit:,} characters at a time.",
     },
+    "button_not_yours": {
+        "ko": "이 버튼은 다른 분께 드린 제안이에요.",
+        "en": "This button was offered to someone else.",
+    },
     "non_text": {
         "ko": "지금은 글(텍스트) 메시지만 이해할 수 있어요.",
         "en": "I can only read text messages for now.",

@@ -13,10 +13,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """A quick-reply button shown under the final answer."""
+    """A quick-reply button shown under the final answer.
+
+    Pressing it makes ``payload`` the text of the presser's next turn (e.g. a command such as
+    "/suggestions accept python"), answered like a message. With ``owner`` (a user id of the
+    platform) only that user may press it: the adapter answers anyone else's press with
+    ``t("button_not_yours")`` and makes no turn of it. Once a button is pressed by whoever may
+    press it, the adapter removes the buttons of that message (one answer per offer). Payloads
+    must stay short: Telegram carries at most 64 bytes of callback data, the owner included.
+    """
 
     label: str
     payload: str
+    owner: str | None = None
 
 
 class ReplyStream(ABC):
