@@ -1,0 +1,1 @@
+"""Suggestions: topics a user keeps talking about, their interest profile, and offers."""
