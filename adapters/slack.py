@@ -7,8 +7,8 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -20,18 +20,33 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack_blocks import ACTION_PATTERN, has_buttons, read_block_id, without_buttons
 from adapters.slack_convert import (
     PLATFORM,
     BotIdentity,
+    ButtonPress,
     ConvertOptions,
     Ignore,
     Inbound,
+    button_press,
     command_turn,
     decide,
 )
 from adapters.slack_markdown import render_mrkdwn
-from adapters.slack_pacing import POST, REPLIES, SlackBudget, SlackPolicy, error_code
+from adapters.slack_pacing import (
+    DELETE,
+    POST,
+    REPLIES,
+    TIER_4,
+    UPDATE,
+    SlackBudget,
+    SlackPolicy,
+    error_code,
+    is_rate_limited,
+    retry_after,
+)
 from adapters.slack_stream import SlackReplyStream, SlackTarget
 from adapters.turns import answer_turn, noted
 from adapters.work_queue import Admission, SessionWorkQueue
@@ -53,6 +68,18 @@ LISTEN_HOST = "0.0.0.0"  # Slack (or the proxy in front) must reach it
 FATAL_AUTH_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 )
+EPHEMERAL = (
+    "chat.postEphemeral"  # Tier 4 (https://docs.slack.dev/reference/methods/chat.postEphemeral)
+)
+PRESS_MEMORY = 10_000  # button presses remembered, so that Slack sending one twice is one
+
+
+def with_ephemeral(policy: SlackPolicy | None) -> SlackPolicy:
+    """``policy`` with chat.postEphemeral's tier, so that the "not yours" notice is paced too."""
+    policy = policy or SlackPolicy()
+    if EPHEMERAL in policy.methods:
+        return policy
+    return replace(policy, methods={**policy.methods, EPHEMERAL: TIER_4})
 
 
 def _quiet_env_token_warning(record: logging.LogRecord) -> bool:
@@ -199,7 +226,9 @@ class SlackChannel:
         self.app = app
         self.options = options or SlackOptions.from_settings(settings)
         self.convert = self.options.convert()
-        self.budget = SlackBudget(policy, metrics=app.metrics, ledger=build_ledger(app.store))
+        self.budget = SlackBudget(
+            with_ephemeral(policy), metrics=app.metrics, ledger=build_ledger(app.store)
+        )
         self._own_session = session is None
         self.session = session  # one connection pool for every Web API call
         self.client = AsyncWebClient(
@@ -217,6 +246,7 @@ class SlackChannel:
         self.journal = app.journal or TurnJournal(app.store)
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._presses: OrderedDict[str, None] = OrderedDict()  # de-duplication, in process
 
     # -- lifecycle --
 
@@ -283,6 +313,11 @@ class SlackChannel:
         async def on_command(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await self.on_command(ack, body, respond)
 
+        async def on_action(
+            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None
+        ) -> None:
+            await self.on_action(ack, body, respond)
+
         bolt_log = logging.getLogger("adapters.slack.bolt")
         bolt_log.addFilter(_quiet_env_token_warning)
         bolt = AsyncApp(
@@ -301,6 +336,8 @@ class SlackChannel:
         bolt.middleware(record)  # after Bolt's own: the signature is checked first
         bolt.event(re.compile(".*"))(on_event)
         bolt.command(re.compile(".*"))(on_command)
+        # Our buttons' presses (block_actions), on the same Request URL (or socket).
+        bolt.action(ACTION_PATTERN)(on_action)
         return bolt
 
     def authorize(self, enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
@@ -401,20 +438,30 @@ class SlackChannel:
         if isinstance(decision, Ignore):
             log.debug("event %s ignored: %s", body.get("event_id"), decision.reason)
             return
-        journaled = recorded.entry if recorded is not None else None
-        turn = decision.turn
+        await self._admit(decision, recorded.entry if recorded is not None else None)
+
+    async def _admit(self, decision: Inbound, journaled: JournalEntry | None) -> None:
+        """Answer ``decision`` after its session's earlier turns, or say the session has too
+        many waiting."""
         # Turns of one session run in the order they were sent (a DM's messages are each in
         # their own thread, but one conversation).
-        order = str(turn.session_key(self.app.manager.config.scope))
+        order = str(decision.turn.session_key(self.app.manager.config.scope))
         admission = self._spawn(order, self.answer(decision, journaled), bounded=True)
         if admission is not Admission.QUEUED:
             if journaled is not None:
                 await self.journal.done(journaled)  # refused (and said so): not answered later
             await self.refused(decision, notify=admission is Admission.REFUSED_NOTIFY)
 
+    def _recorded(self, payload: Mapping[str, Any]) -> Inbound | Ignore:
+        """A journaled payload (an event, or a button press) as the turn to answer."""
+        if payload.get("type") == "block_actions":
+            press = button_press(payload, self.me, self.convert)
+            return press if isinstance(press, Ignore) else Inbound(press.turn)
+        return decide(payload, self.me, self.convert)
+
     def resume_later(self, entry: JournalEntry) -> None:
         """A dead process's turn: queued behind its session's turns in this process."""
-        decision = decide(entry.payload, self.me, self.convert)
+        decision = self._recorded(entry.payload)
         if isinstance(decision, Ignore):
             return
         order = str(decision.turn.session_key(self.app.manager.config.scope))
@@ -422,7 +469,7 @@ class SlackChannel:
 
     async def resume_now(self, entry: JournalEntry) -> None:
         """A dead process's turn, answered now (a later turn of its session waits for it)."""
-        decision = decide(entry.payload, self.me, self.convert)
+        decision = self._recorded(entry.payload)
         if isinstance(decision, Ignore):
             await self.journal.done(entry)
             return
@@ -507,6 +554,137 @@ class SlackChannel:
         except Exception:
             log.exception("slash command failed session=%s", label)
             await reply.fail(t("fallback_unavailable", detect_language(turn.text)))
+
+    # -- buttons --
+
+    async def on_action(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond | None = None
+    ) -> None:
+        """A press of one of our buttons: ack at once, then (in the background) the owner
+        check, the buttons' removal and the presser's turn, whose text is the payload.
+
+        Anyone but the button's owner is told so, privately, and makes no turn. A press that
+        Slack sends twice (the same ``action_ts``) makes one turn; the press is journaled like
+        an event, so a turn cut off by a dying process is answered by the next one. A press of
+        buttons already taken away (a client that had not seen the removal yet) is still a
+        turn: whether its offer still stands is the core's to say.
+        """
+        await ack()
+        press = button_press(body, self.me, self.convert)
+        if isinstance(press, Ignore):
+            log.debug("action ignored: %s", press.reason)
+            return
+        turn = press.turn
+        if turn.delivery_key:
+            if turn.delivery_key in self._presses:
+                log.info("duplicate press %s ignored", turn.delivery_id)
+                return
+            self._presses[turn.delivery_key] = None
+            while len(self._presses) > PRESS_MEMORY:
+                self._presses.popitem(last=False)
+        if press.owner and press.owner != turn.user_id:
+            notice = self._not_yours(press, respond)
+            self._spawn(("notice", turn.chat_id, turn.user_id), notice)
+            return
+        entry: JournalEntry | None = None
+        if turn.delivery_key:
+            session = str(turn.session_key(self.app.manager.config.scope))
+            try:
+                entry = await self.journal.record(PLATFORM, turn.delivery_key, session, body)
+            except JournalUnavailable as exc:
+                # Acked already (Slack does not send presses again): answer it unjournaled.
+                log.warning("slack: press %s not journaled: %s", turn.delivery_id, exc)
+            else:
+                if entry is None:
+                    log.info("duplicate press %s ignored", turn.delivery_id)
+                    return
+        self._spawn(("buttons", press.channel, press.message_ts), self._remove_buttons(press))
+        await self._admit(Inbound(turn), entry)
+
+    async def _not_yours(self, press: ButtonPress, respond: AsyncRespond | None) -> None:
+        """Tell the presser, privately, that the button was offered to someone else."""
+        text = t("button_not_yours", press.lang)
+        turn = press.turn
+        if respond is not None and press.response_url:
+            try:
+                await respond(text=text, response_type="ephemeral", replace_original=False)
+                return
+            except Exception as exc:  # the Web API can still say it
+                log.info("response_url not usable (%r), posting the notice instead", exc)
+
+        def call() -> Awaitable[AsyncSlackResponse]:
+            return self.client.chat_postEphemeral(
+                channel=turn.chat_id,
+                user=turn.user_id,
+                text=text,
+                thread_ts=turn.thread_id or None,
+            )
+
+        await self._paced(turn.team_id, EPHEMERAL, call, channel=turn.chat_id)
+
+    async def _remove_buttons(self, press: ButtonPress) -> None:
+        """Take the buttons off the pressed message, keeping everything else it shows.
+
+        The message is rewritten from what Slack sent with the press: its text and its blocks
+        without our actions block (a posted answer keeps its section blocks, a streamed one its
+        own). Buttons posted as a message of their own go with it. Nothing to do when the
+        message shows no buttons of ours any more (a stale press).
+        """
+        message = press.message
+        if press.ephemeral or message is None:
+            return  # only answers in the thread carry buttons
+        blocks = message.get("blocks") or []
+        if not isinstance(blocks, list) or not has_buttons(blocks):
+            log.debug("pressed message %s shows no buttons any more", press.message_ts)
+            return
+        team, channel, ts = press.turn.team_id, press.channel, press.message_ts
+        alone = any(
+            (offer := read_block_id(str(b.get("block_id") or ""))) is not None and offer.alone
+            for b in blocks
+            if isinstance(b, Mapping)
+        )
+        rest = without_buttons(blocks)
+        text = str(message.get("text") or "")
+        if alone and not rest:
+
+            def delete() -> Awaitable[AsyncSlackResponse]:
+                return self.client.chat_delete(channel=channel, ts=ts)
+
+            await self._paced(team, DELETE, delete)
+            return
+        if not text and not rest:
+            return
+
+        def update() -> Awaitable[AsyncSlackResponse]:
+            return self.client.chat_update(channel=channel, ts=ts, text=text, blocks=rest)
+
+        await self._paced(team, UPDATE, update)
+
+    async def _paced(
+        self,
+        team: str,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str = "",
+    ) -> AsyncSlackResponse | None:
+        """``call`` within the budget, through 429s and network trouble; None when refused."""
+        for attempt in range(1, self.budget.policy.max_attempts + 1):
+            stamp = await self.budget.slot(team, method, channel)
+            try:
+                return await call()
+            except SlackApiError as exc:
+                if not is_rate_limited(exc):
+                    log.warning("%s refused (%s)", method, error_code(exc))
+                    return None
+                await self.budget.block(team, method, retry_after(exc))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("%s failed: %r", method, exc)
+                await asyncio.sleep(0.5 * attempt)
+            finally:
+                await self.budget.sent(stamp)
+        log.warning("%s gave up after %d tries", method, self.budget.policy.max_attempts)
+        return None
 
     async def notify_admins(self, team: str, text: str) -> None:
         """A DM to each of SLACK_ADMIN_USER_IDS (channel = user id), within the POST budget.

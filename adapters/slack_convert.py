@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.slack_blocks import ACTION_PATTERN, decode_value, read_block_id
+from bot.i18n import detect_language
 from bot.turn import SessionScope, Turn
 
 PLATFORM = "slack"
@@ -206,4 +208,102 @@ def command_turn(payload: Mapping[str, Any], options: ConvertOptions | None = No
         scope=options.scope,
         ephemeral=True,  # answered through response_url as an ephemeral message
         recipient_team_id=team,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPress:
+    """A press of one of the bot's buttons (a ``block_actions`` payload).
+
+    ``turn`` is the presser's turn: the button's payload as its text, in the session the
+    button was offered in (the same team, channel and thread as the answer it came with).
+    """
+
+    turn: SlackTurn
+    owner: str | None  # only this user may press it (None: anyone)
+    channel: str
+    message_ts: str  # the message that carries the buttons
+    message: Mapping[str, Any] | None  # that message as Slack sent it (with its blocks)
+    response_url: str
+    ephemeral: bool  # pressed in an ephemeral message (Slack sends no ``message`` then)
+    lang: str  # the language of the message it was offered with (for notices)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def button_press(
+    payload: Mapping[str, Any], me: BotIdentity, options: ConvertOptions | None = None
+) -> ButtonPress | Ignore:
+    """What one ``block_actions`` payload asks for: a turn, if it is a press of our button.
+
+    The thread is the pressed message's (``container.thread_ts``, else the message's own
+    ``thread_ts``): every answer of the bot is a reply in the thread of the conversation, so
+    this is the ``thread_id`` of the turns the answer was given to. The team comes from the
+    button's block (see ``adapters.slack_blocks``). ``action_ts`` and the presser make the
+    delivery id: Slack sending the same press twice makes one turn.
+    """
+    options = options or ConvertOptions()
+    if payload.get("type") != "block_actions":
+        return Ignore(f"{payload.get('type')} is not a button press")
+    actions = payload.get("actions")
+    action = next(
+        (
+            a
+            for a in actions or []
+            if isinstance(a, Mapping) and ACTION_PATTERN.fullmatch(str(a.get("action_id") or ""))
+        ),
+        None,
+    )
+    if action is None:
+        return Ignore("not one of the bot's buttons")
+    user = _mapping(payload.get("user"))
+    user_id = str(user.get("id") or "")
+    container = _mapping(payload.get("container"))
+    channel_info = _mapping(payload.get("channel"))
+    channel = str(channel_info.get("id") or container.get("channel_id") or "")
+    if not user_id or not channel:
+        return Ignore("a press without a user or a channel")
+    message = payload.get("message")
+    message = message if isinstance(message, Mapping) else None
+    message_ts = str(container.get("message_ts") or (message or {}).get("ts") or "")
+    thread = str(container.get("thread_ts") or (message or {}).get("thread_ts") or message_ts or "")
+    offer = read_block_id(str(action.get("block_id") or ""))
+    team = (
+        (offer.team if offer is not None else "")
+        or str(_mapping(payload.get("team")).get("id") or "")
+        or str(user.get("team_id") or "")
+        or me.team_id
+    )
+    private = channel.startswith("D") or channel_info.get("name") == "directmessage"
+    text, owner = decode_value(str(action.get("value") or ""))
+    shown = str((message or {}).get("text") or "")
+    lang = detect_language(shown) if shown.strip() else "ko"
+    action_ts = str(action.get("action_ts") or payload.get("action_ts") or "")
+    turn = SlackTurn(
+        platform=PLATFORM,
+        chat_id=channel,
+        user_id=user_id,
+        text=text,
+        team_id=team,
+        thread_id=thread,
+        user_name=str(user.get("username") or user.get("name") or ""),
+        message_id=action_ts,
+        is_private=private,
+        language=lang,
+        delivery_id=f"press-{action_ts}-{user_id}" if action_ts else "",
+        raw=payload,
+        scope=options.scope,
+        recipient_team_id=str(user.get("team_id") or team),
+    )
+    return ButtonPress(
+        turn=turn,
+        owner=owner,
+        channel=channel,
+        message_ts=message_ts,
+        message=message,
+        response_url=str(payload.get("response_url") or ""),
+        ephemeral=bool(container.get("is_ephemeral")),
+        lang=lang,
     )

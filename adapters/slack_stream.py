@@ -9,12 +9,14 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.slack_blocks import buttons_blocks, labels, text_sections
 from adapters.slack_markdown import (
     choose_cut,
     escape,
@@ -100,6 +102,10 @@ class _Message:
 
 
 Call = Callable[[], Awaitable[AsyncSlackResponse]]
+Blocks = list[dict[str, Any]]
+
+# Refusals that name the blocks: the same call without them still shows the text.
+BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
 
 class SlackReplyStream(ReplyStream):
@@ -112,6 +118,11 @@ class SlackReplyStream(ReplyStream):
     is posted once, complete. The final text is the model's Markdown: streamed messages are
     rendered by Slack, posted ones as mrkdwn. Parts past ``max_part`` characters continue in
     follow-up messages in the thread.
+
+    Buttons given to ``finish`` go under the last message of the answer (see
+    ``adapters.slack_blocks``): a streamed one gets them from ``chat.stopStream``, a posted
+    one carries its text as section blocks above them. When no message of the answer could
+    take them, they are posted on their own in the thread.
     """
 
     def __init__(
@@ -134,6 +145,9 @@ class SlackReplyStream(ReplyStream):
         self._pump_task: asyncio.Task[None] | None = None
         self._want_status = False
         self._done = False
+        self._buttons: Sequence[Button] = ()
+        self._actions: Blocks = []  # the buttons' blocks, until a message carries them
+        self._refusal = ""  # Slack's error for the last call it refused
 
     # -- ReplyStream --
 
@@ -152,9 +166,10 @@ class SlackReplyStream(ReplyStream):
         self._ensure_pump()
 
     async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
-        # Buttons would need an interactivity endpoint to be answered; Slack answers show none.
         if self._done:
             return
+        self._buttons = buttons or ()
+        self._actions = buttons_blocks(buttons, self.target.team_id)
         await self._close()
         await self._finalize(text)
 
@@ -426,11 +441,13 @@ class SlackReplyStream(ReplyStream):
                 else:
                     stamp = await self.budget.slot(team, method, channel)
                 self._note(method)
+                self._refusal = ""
                 try:
                     return await call()
                 except SlackApiError as exc:
                     if not is_rate_limited(exc):
-                        log.error("%s refused (%s) session=%s", method, error_code(exc), self.label)
+                        self._refusal = error_code(exc)
+                        log.error("%s refused (%s) session=%s", method, self._refusal, self.label)
                         return None
                     seconds = await self.budget.block(team, method, retry_after(exc))
                     log.info("rate limited (%s) for %.0fs session=%s", method, seconds, self.label)
@@ -447,7 +464,7 @@ class SlackReplyStream(ReplyStream):
         finally:
             await self.budget.release(reservation)
 
-    async def _post(self, text: str) -> AsyncSlackResponse | None:
+    async def _post(self, text: str, blocks: Blocks | None = None) -> AsyncSlackResponse | None:
         channel = self.target.channel
 
         def call() -> Awaitable[AsyncSlackResponse]:
@@ -455,6 +472,7 @@ class SlackReplyStream(ReplyStream):
                 channel=channel,
                 thread_ts=self.target.thread_ts,
                 text=text,
+                blocks=blocks,
                 unfurl_links=False,
                 unfurl_media=False,
             )
@@ -464,9 +482,11 @@ class SlackReplyStream(ReplyStream):
             self._visible.shown()
         return response
 
-    async def _update(self, message: _Message, text: str) -> bool:
+    async def _update(self, message: _Message, text: str, blocks: Blocks | None = None) -> bool:
         def call() -> Awaitable[AsyncSlackResponse]:
-            return self.client.chat_update(channel=self.target.channel, ts=message.ts, text=text)
+            return self.client.chat_update(
+                channel=self.target.channel, ts=message.ts, text=text, blocks=blocks
+            )
 
         reservation, message.update = message.update, None
         response = await self._essential(UPDATE, call, reservation=reservation)
@@ -475,7 +495,7 @@ class SlackReplyStream(ReplyStream):
         message.shown = text
         return True
 
-    async def _stop(self, message: _Message, rest: str) -> bool:
+    async def _stop(self, message: _Message, rest: str, blocks: Blocks | None = None) -> bool:
         previous = (message.prefix + self._text[message.start : message.start + message.sent])[-1:]
 
         def call() -> Awaitable[AsyncSlackResponse]:
@@ -483,6 +503,7 @@ class SlackReplyStream(ReplyStream):
                 channel=self.target.channel,
                 ts=message.ts,
                 markdown_text=neutralize(rest, previous) if rest else None,
+                blocks=blocks or None,
             )
 
         reservation, message.stop = message.stop, None
@@ -506,24 +527,62 @@ class SlackReplyStream(ReplyStream):
         closing = "\n```" if in_code(text[:end]) else ""
         return message.prefix + text[message.start : end].rstrip() + closing
 
-    async def _close_part(self, message: _Message, end: int) -> None:
-        """Show the part ``[message.start, end)`` in its final form."""
+    async def _close_part(self, message: _Message, end: int, *, last: bool = False) -> None:
+        """Show the part ``[message.start, end)`` in its final form (``last``: with the
+        buttons, if there are any)."""
+        actions = self._actions if last else []
         source = self._source(message, end)
-        if message.mode is Mode.STREAM and message.ts and not message.broken:
-            rest = source[len(message.prefix) + message.sent :]
-            if await self._stop(message, rest):
-                return
-            message.broken = True  # the stream is gone: the text goes in with chat.update
-        final = render_mrkdwn(source).strip()
-        if message.ts:
-            if message.broken or final != message.shown:
-                await self._update(message, final)
-        elif final:
-            response = await self._post(final)
-            if response is not None:
-                message.ts, message.shown = str(response["ts"]), final
-        await self.budget.release(message.update)
-        await self.budget.release(message.stop)
+        try:
+            if message.mode is Mode.STREAM and message.ts and not message.broken:
+                rest = source[len(message.prefix) + message.sent :]
+                if await self._stop(message, rest, actions):
+                    self._placed(actions)
+                    return
+                if actions and self._refusal in BLOCK_ERRORS and await self._stop(message, rest):
+                    return  # the text is final; the buttons go in a message of their own
+                message.broken = True  # the stream is gone: the text goes in with chat.update
+            final = render_mrkdwn(source).strip()
+            if message.ts:
+                if message.broken or final != message.shown or (actions and final):
+                    await self._edit_final(message, final, actions)
+            elif final:
+                response = await self._post_final(final, actions)
+                if response is not None:
+                    message.ts, message.shown = str(response["ts"]), final
+        finally:
+            await self.budget.release(message.update)
+            await self.budget.release(message.stop)
+
+    def _placed(self, blocks: Blocks | None) -> None:
+        """A message now carries the buttons."""
+        if blocks:
+            self._actions = []
+
+    async def _edit_final(self, message: _Message, text: str, actions: Blocks) -> None:
+        """``message`` shows the mrkdwn ``text``, with the buttons ``actions`` under it."""
+        blocks = text_sections(text) + actions if actions and text else None
+        if await self._update(message, text, blocks):
+            self._placed(blocks)
+        elif blocks and self._refusal in BLOCK_ERRORS:
+            await self._update(message, text)  # the text at least
+
+    async def _post_final(self, text: str, actions: Blocks) -> AsyncSlackResponse | None:
+        """A new message showing the mrkdwn ``text``, with the buttons ``actions`` under it."""
+        blocks = text_sections(text) + actions if actions and text else None
+        response = await self._post(text, blocks)
+        if response is not None:
+            self._placed(blocks)
+        elif blocks and self._refusal in BLOCK_ERRORS:
+            response = await self._post(text)  # the text at least
+        return response
+
+    async def _post_buttons(self) -> None:
+        """The buttons no message of the answer could take, as a message of their own."""
+        if not self._actions:
+            return
+        self._actions = []
+        blocks = buttons_blocks(self._buttons, self.target.team_id, alone=True)
+        await self._post(labels(blocks), blocks)
 
     async def _finalize(self, final: str) -> None:
         try:
@@ -547,9 +606,10 @@ class SlackReplyStream(ReplyStream):
                     await self._close_part(live, live.start + cut)
                     self._advance(live.start + cut)
                     continue
-                await self._close_part(live, len(final))
+                await self._close_part(live, len(final), last=True)
                 self._live = None
                 break
+            await self._post_buttons()
         finally:
             for message in self._messages:
                 await self.budget.release(message.update)
@@ -573,14 +633,16 @@ class SlackReplyStream(ReplyStream):
             shown = [m for m in self._messages if m.ts]
             for index, part in enumerate(parts):
                 rendered = render_mrkdwn(part).strip()
+                actions = self._actions if index == len(parts) - 1 else []
                 if index < len(shown):
                     message = shown[index]
-                    if message.mode is Mode.STREAM or rendered != message.shown:
-                        await self._update(message, rendered)
+                    if message.mode is Mode.STREAM or rendered != message.shown or actions:
+                        await self._edit_final(message, rendered, actions)
                 else:
-                    await self._post(rendered)
+                    await self._post_final(rendered, actions)
             for message in shown[len(parts) :]:
                 await self._delete(message)
+            await self._post_buttons()
         finally:
             for message in self._messages:
                 await self.budget.release(message.update)

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import inspect
 import logging
 import re
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, Update
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    InvalidToken,
+    NetworkError,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -24,7 +32,15 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from adapters.telegram_convert import PLATFORM, BotIdentity, Decision, Ignore, TextOnly, decide
+from adapters.telegram_convert import (
+    PLATFORM,
+    BotIdentity,
+    Decision,
+    Ignore,
+    NotYours,
+    TextOnly,
+    decide,
+)
 from adapters.telegram_http import AiohttpRequest, ThreadedPollRequest
 from adapters.telegram_markdown import markdown_to_html
 from adapters.telegram_pacing import FloodPolicy, TelegramOutbox
@@ -55,6 +71,11 @@ MAX_WAITING_UPDATES = 8  # updates of one session waiting behind the one being h
 # Updates converted to Bot API JSON and not handled yet (a bound against a leak only).
 MAX_PENDING_PAYLOADS = 10_000
 DEFAULT_WEBHOOK_PORT = 8443
+# Presses of one offer (the buttons under one message) this soon after the press that took it
+# are the same tap: a double tap, a second device, a client that had not yet seen the keyboard
+# go. They are answered and make no turn; a press after that (a client still showing a stale
+# keyboard) is a turn, and the core decides what its payload means by then.
+OFFER_SECONDS = 10
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 
 # The command menu, per language (setMyCommands); Telegram shows the user's language.
@@ -247,6 +268,11 @@ class TelegramChannel:
         self.journal = app.journal or TurnJournal(app.store)
         self._entries: dict[int, JournalEntry] = {}  # recorded updates, by update_id
         self._payloads: dict[int, tuple[Update, dict[str, Any]]] = {}  # see _payload
+        self._presses: dict[int, asyncio.Task[bool]] = {}  # see _take_press_soon
+        self.offer_seconds = OFFER_SECONDS
+        # Offers are named in the store by a keyed hash: no chat id is kept, even for seconds.
+        token = settings.telegram_bot_token.get_secret_value().encode()
+        self._offer_pepper = hashlib.sha256(b"offers:" + token).digest()
         self._resumed: set[asyncio.Task[None]] = set()
         self._menu: asyncio.Task[None] | None = None
 
@@ -398,11 +424,18 @@ class TelegramChannel:
         return TelegramReplyStream(self.outbox, ChatTarget.of(turn), label=label)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.callback_query is not None:
-            await self.answer_callback(update.callback_query)
         decision = self._decide(update, last=True)
+        entry = self._entries.pop(update.update_id, None)
+        if update.callback_query is not None and not await self._pressed(
+            update, decision, resumed=entry is not None
+        ):
+            if entry is not None:
+                await self.journal.done(entry)  # the same tap as a press a moment ago
+            return
         if isinstance(decision, Ignore):
             log.debug("update %s ignored: %s", update.update_id, decision.reason)
+            return
+        if isinstance(decision, NotYours):
             return
         turn = decision.turn if isinstance(decision, TextOnly) else decision
         lang = detect_language(turn.text, turn.language)
@@ -410,7 +443,6 @@ class TelegramChannel:
             if await self._first_delivery(turn):
                 await self.stream_for(turn).finish(t("non_text", lang))
             return
-        entry = self._entries.pop(update.update_id, None)
         if entry is None:  # not recorded (a test feeding updates by hand)
             await self._answer(turn, self.stream_for(turn), lang, deduplicated=False)
             return
@@ -472,7 +504,7 @@ class TelegramChannel:
             return True  # PTB's own signals
         payload = self._payload(update)
         decision = decide(payload, self.me)
-        if isinstance(decision, Ignore | TextOnly):
+        if isinstance(decision, Ignore | TextOnly | NotYours):
             return True  # nothing to answer, or a one-line notice: not journaled
         session = str(decision.session_key(self.app.manager.config.scope))
         try:
@@ -488,6 +520,8 @@ class TelegramChannel:
             log.info("duplicate delivery %s ignored", decision.delivery_key)
             return False
         self._entries[update.update_id] = entry
+        if update.callback_query is not None:
+            self._take_press_soon(update, decision)
         return True
 
     def _polling_error(self, exc: TelegramError) -> None:
@@ -512,7 +546,7 @@ class TelegramChannel:
     async def resume_now(self, entry: JournalEntry) -> None:
         """A dead process's turn, answered now (a later turn of its session waits for it)."""
         decision = decide(entry.payload, self.me)  # the update as JSON already
-        if isinstance(decision, Ignore | TextOnly):
+        if isinstance(decision, Ignore | TextOnly | NotYours):
             await self.journal.done(entry)
             return
         await self._answer_entry(decision, entry)
@@ -523,19 +557,21 @@ class TelegramChannel:
         if (
             key is not None
             and isinstance(update, Update)
-            and isinstance(self._decide(update), Ignore)
+            and isinstance(self._decide(update), Ignore | NotYours)
         ):
-            return None  # e.g. group chatter: it must not take anyone's place in the queue
+            # e.g. group chatter, or someone else's button: answered at once, if at all, and
+            # it must not take anyone's place in the queue
+            return None
         return key
 
     async def refused(self, update: object, notify: bool) -> None:
         """An update past its session's queue: not handled; the first of a burst says so."""
         if not isinstance(update, Update):
             return
-        if update.callback_query is not None:
-            await self.answer_callback(update.callback_query)
         decision = self._decide(update, last=True)
-        if isinstance(decision, Ignore):
+        if update.callback_query is not None:
+            await self._pressed(update, decision, resumed=update.update_id in self._entries)
+        if isinstance(decision, Ignore | NotYours):
             return
         turn = decision.turn if isinstance(decision, TextOnly) else decision
         label = str(turn.session_key(self.app.manager.config.scope))
@@ -556,10 +592,93 @@ class TelegramChannel:
             self.app.store, turn.delivery_key, self.app.manager.config.dedupe_ttl_seconds
         )
 
-    async def answer_callback(self, query: CallbackQuery) -> None:
-        """Stop a pressed button's spinner (always, a stale button too); paced like any call."""
-        with contextlib.suppress(TelegramError):
-            await self.outbox.other("answerCallbackQuery", query.answer)
+    # -- quick-reply buttons --
+
+    def _take_press_soon(self, update: Update, decision: Decision) -> None:
+        """A press recorded for a turn: answered (and its offer taken) now, not once its
+        session's earlier turns are done: a callback query lives a few seconds only, and the
+        sooner its keyboard goes, the less a double tap can press it again. ``on_update``
+        waits for this before the turn."""
+        task = asyncio.get_running_loop().create_task(
+            self._take_press(update, decision, claim=True), name="telegram-press"
+        )
+        self._presses[update.update_id] = task
+        if len(self._presses) > MAX_PENDING_PAYLOADS:  # never handled (shutdown)
+            del self._presses[next(iter(self._presses))]
+
+    async def _pressed(self, update: Update, decision: Decision, *, resumed: bool) -> bool:
+        """The press in ``update`` answered (once); whether it makes a turn. ``resumed``: a
+        turn recorded by a process that died, which had taken its offer already."""
+        task = self._presses.pop(update.update_id, None)
+        if task is not None:
+            return await task
+        return await self._take_press(update, decision, claim=not resumed)
+
+    async def _take_press(self, update: Update, decision: Decision, *, claim: bool) -> bool:
+        """Answer a pressed button, always (its spinner stops; a stale button too), and say
+        whether the press makes a turn.
+
+        Someone else's button: answered with a notice, no turn, its keyboard kept. A press
+        that may be made takes the offer (``claim``; a press of the same offer a moment ago
+        took it already: no turn) and the keyboard of its message is removed.
+        """
+        query = update.callback_query
+        assert query is not None
+        if isinstance(decision, NotYours):
+            lang = detect_language("", decision.language)
+            await self.answer_callback(query, t("button_not_yours", lang))
+            return False
+        if not isinstance(decision, Turn):
+            await self.answer_callback(query)
+            return False
+        # Claimed before the answer: of two presses taken in a row, the first one wins.
+        first = not claim or await self._claim_offer(decision)
+        await self.answer_callback(query)
+        if not first:
+            log.info("button press %s: its offer was taken a moment ago", update.update_id)
+            return False
+        await self._remove_keyboard(decision)
+        return True
+
+    async def _claim_offer(self, turn: Turn) -> bool:
+        """Whether this press is the first of its offer (the buttons of one message) within
+        ``offer_seconds``; in the store, so replicas agree."""
+        if self.offer_seconds <= 0:
+            return True
+        name = f"{turn.chat_id}:{turn.message_id}".encode()
+        digest = hashlib.blake2b(name, key=self._offer_pepper, digest_size=12).hexdigest()
+        return await first_delivery(
+            self.app.store, f"{PLATFORM}:offer:{digest}", self.offer_seconds
+        )
+
+    async def _remove_keyboard(self, turn: Turn) -> None:
+        """editMessageReplyMarkup without markup on the pressed message (one answer per offer).
+        An edit like any other: it counts against the chat's limits, so it is paced as one."""
+        message = turn.raw if isinstance(turn.raw, Mapping) else {}
+        if not message.get("reply_markup") or not turn.message_id:
+            return  # nothing shows (a stale button)
+        chat, message_id = int(turn.chat_id), int(turn.message_id)
+        remove = partial(
+            self.application.bot.edit_message_reply_markup, chat_id=chat, message_id=message_id
+        )
+        try:
+            await self.outbox.final(chat, "message", not turn.is_private, remove)
+        except BadRequest as exc:
+            # "message is not modified" (gone already), or the message was deleted.
+            log.debug("keyboard of message %s not removed: %s", message_id, exc.message)
+        except TelegramError as exc:
+            log.warning("keyboard of message %s not removed: %s", message_id, exc)
+
+    async def answer_callback(self, query: CallbackQuery, text: str | None = None) -> None:
+        """Stop a pressed button's spinner, with ``text`` as a short notice; paced like any
+        call. A query too old or answered already is let go."""
+        bot = self.application.bot
+        try:
+            await self.outbox.other(
+                "answerCallbackQuery", partial(bot.answer_callback_query, query.id, text=text)
+            )
+        except TelegramError as exc:
+            log.debug("callback query %s not answered: %s", query.id, exc)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram: error while handling an update: %r", context.error)

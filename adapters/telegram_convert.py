@@ -61,7 +61,59 @@ class TextOnly:
     turn: Turn
 
 
-Decision = Turn | TextOnly | Ignore
+@dataclass(frozen=True, slots=True)
+class NotYours:
+    """A quick-reply button offered to one user, pressed by another: the press is answered
+    with ``t("button_not_yours")`` in ``language`` (the presser's client language) and makes
+    no turn."""
+
+    user_id: str
+    language: str
+
+
+Decision = Turn | TextOnly | Ignore | NotYours
+
+
+# ---- quick-reply buttons: callback_data ----------------------------------------------------------
+
+# Telegram carries 1-64 bytes of callback_data per button (InlineKeyboardButton).
+MAX_CALLBACK_DATA = 64
+# Between a button's payload and the user id of its owner. The ASCII unit separator never
+# appears in a command or a message a user could type, and a payload holding it is refused
+# (its button is left out), so the last field of the data is always the owner's.
+OWNER_SEPARATOR = "\x1f"
+
+
+def callback_data(payload: str, owner: str | None = None) -> str | None:
+    """A button's callback_data: ``payload``, then, when only ``owner`` (a Telegram user id)
+    may press it, the separator and that id. The owner travels with the button, so the check
+    needs no state and survives restarts. None when the button cannot be carried: an empty
+    payload, one holding the separator, an owner that is no Telegram id, or more than 64 bytes
+    in all.
+
+    A negative owner is a chat, not a user (an anonymous group admin or a channel speaking in
+    the group): the real person pressing cannot be told from the others, so the button is
+    anyone's.
+
+    Who may press is a courtesy, not a permission: a press makes a turn of the presser's own
+    (in their own session), whatever the data says.
+    """
+    if not payload or OWNER_SEPARATOR in payload:
+        return None
+    data = payload
+    if owner is not None:
+        owner = owner.strip()
+        if not re.fullmatch(r"-?[0-9]{1,20}", owner):
+            return None
+        if not owner.startswith("-"):
+            data = f"{payload}{OWNER_SEPARATOR}{owner}"
+    return data if len(data.encode()) <= MAX_CALLBACK_DATA else None
+
+
+def split_callback_data(data: str) -> tuple[str, str | None]:
+    """(payload, owner or None) of a button's callback_data (see ``callback_data``)."""
+    payload, separator, owner = data.partition(OWNER_SEPARATOR)
+    return payload, (owner if separator else None)
 
 
 def as_dict(update: Any) -> Mapping[str, Any]:
@@ -127,17 +179,28 @@ def _message(message: Mapping[str, Any], bot: BotIdentity, update_id: str) -> De
 
 
 def _callback(query: Mapping[str, Any], bot: BotIdentity, update_id: str) -> Decision:
-    """A quick-reply button under one of our answers: its payload is the user's next message."""
+    """A quick-reply button under one of our answers: its payload is the user's next message,
+    if the button was offered to this user (or to anyone).
+
+    Whether the button still shows is not asked: a stale press (its keyboard gone, its offer
+    taken or unknown) is a turn too, and the core decides what that payload means now.
+    """
     message = query.get("message") or {}
     data = query.get("data")
     user = query.get("from") or {}
-    if not data or not message.get("chat") or user.get("is_bot"):
+    if not data or not message.get("chat") or not user or user.get("is_bot"):
         return Ignore("callback without data or chat")
     chat = message["chat"]
     if chat.get("type") not in ("private", "group", "supergroup"):
         return Ignore("callback from a channel")
-    sender = (str(user["id"]), _name(user), str(user.get("language_code") or ""))
-    return _turn(message, sender, str(data), update_id, chat.get("type") == "private")
+    user_id, language = str(user["id"]), str(user.get("language_code") or "")
+    payload, owner = split_callback_data(str(data))
+    if owner is not None and owner != user_id:
+        return NotYours(user_id, language)
+    if not payload:
+        return Ignore("callback without a payload")
+    sender = (user_id, _name(user), language)
+    return _turn(message, sender, payload, update_id, chat.get("type") == "private")
 
 
 def _sender(message: Mapping[str, Any]) -> tuple[str, str, str] | None:

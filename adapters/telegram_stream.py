@@ -19,6 +19,7 @@ from telegram import (
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
+from adapters.telegram_convert import callback_data
 from adapters.telegram_markdown import MAX_MESSAGE, render, split_message
 from adapters.telegram_pacing import Kind, TelegramOutbox
 from bot.observability import FirstVisible
@@ -548,13 +549,24 @@ class TelegramReplyStream(ReplyStream):
 
 
 def _keyboard(buttons: Sequence[Button] | None) -> InlineKeyboardMarkup | None:
+    """The inline keyboard for ``buttons``, one a row, each carrying its payload and owner
+    (``callback_data``). A button that cannot round-trip (its data past Telegram's 64 bytes,
+    say) or has no label is left out rather than failing the whole answer."""
     if not buttons:
         return None
-    # callback_data is limited to 64 bytes; a longer payload cannot round-trip, so its button
-    # is left out rather than failing the whole answer.
-    rows = [
-        [InlineKeyboardButton(b.label, callback_data=b.payload)]
-        for b in buttons
-        if 0 < len(b.payload.encode()) <= 64
-    ]
+    rows = []
+    for button in buttons:
+        data = callback_data(button.payload, button.owner)
+        if data is None:
+            log.warning(
+                "button %r left out: its payload (%d bytes%s) cannot be carried",
+                button.label,
+                len(button.payload.encode()),
+                ", with an owner" if button.owner else "",
+            )
+            continue
+        if not button.label.strip():
+            log.warning("button without a label left out")
+            continue
+        rows.append([InlineKeyboardButton(button.label, callback_data=data)])
     return InlineKeyboardMarkup(rows) if rows else None

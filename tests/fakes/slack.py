@@ -1,7 +1,9 @@
 """FakeSlack: the Slack Web API methods the bot uses, on real loopback HTTP, with Slack's tiers.
 
 Also Socket Mode (``apps.connections.open`` and its WebSocket), and ``SlackSender``, which delivers
-Events API and slash-command requests to the bot signed as Slack signs them.
+Events API, slash-command and interactivity (``block_actions``) requests to the bot signed as
+Slack signs them. Messages keep their Block Kit ``blocks``, checked as Slack checks them
+(``invalid_blocks``); ``response_url`` posts and ``chat.postEphemeral`` are recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -33,11 +35,13 @@ __all__ = [
     "TOKEN",
     "Call",
     "Delivery",
+    "Ephemeral",
     "FakeMessage",
     "FakeSlack",
     "Limits",
     "SlackSender",
     "Window",
+    "block_problems",
     "sign",
 ]
 
@@ -50,6 +54,61 @@ APP_TOKEN = "xapp-1-A0FAKE0001-3000000003-fakeslackapptokenfortests0001"
 SIGNING_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 MAX_TEXT = 40_000  # chat.postMessage / chat.update truncate... we refuse, as msg_too_long
 MAX_MARKDOWN = 12_000  # markdown_text per call (chat.*Stream)
+RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
+
+# Block Kit limits, from Slack's reference (https://docs.slack.dev/reference/block-kit/):
+MAX_BLOCKS = 50  # blocks in a message
+MAX_BLOCK_ID = 255
+MAX_ACTION_ID = 255
+MAX_ACTIONS_ELEMENTS = 25  # "a maximum of 25 elements in each action block"
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BUTTON_TEXT = 75  # "Maximum length for the text in this field is 75 characters."
+MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_URL = 3000
+MAX_SECTION_TEXT = 3000
+MAX_SECTION_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_MARKDOWN_BLOCKS = 12_000  # "cumulative limit for all markdown blocks in a single payload"
+BLOCK_TYPES = frozenset(
+    {
+        "actions",
+        "context",
+        "divider",
+        "file",
+        "header",
+        "image",
+        "input",
+        "markdown",
+        "rich_text",
+        "section",
+        "table",
+        "video",
+    }
+)
+ELEMENT_TYPES = frozenset(
+    {
+        "button",
+        "checkboxes",
+        "datepicker",
+        "datetimepicker",
+        "image",
+        "overflow",
+        "radio_buttons",
+        "static_select",
+        "external_select",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "timepicker",
+        "workflow_button",
+        "multi_static_select",
+        "multi_users_select",
+        "multi_conversations_select",
+        "multi_channels_select",
+        "multi_external_select",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +130,8 @@ class Limits:
     """Per method per workspace (``methods``) and per method per channel (``per_channel``).
 
     The defaults are the documented tiers: chat.startStream and chat.stopStream Tier 2,
-    chat.appendStream Tier 4, chat.update Tier 3, chat.postMessage about one a second per
-    channel and several hundred a minute per workspace.
+    chat.appendStream Tier 4, chat.update Tier 3, chat.postEphemeral Tier 4, chat.postMessage
+    about one a second per channel and several hundred a minute per workspace.
     """
 
     methods: Mapping[str, Window] = field(
@@ -87,6 +146,7 @@ class Limits:
             "assistant.threads.setStatus": TIER_3,
             "conversations.replies": TIER_3,
             "chat.postMessage": Window(60.0, 300),
+            "chat.postEphemeral": TIER_4,
         }
     )
     per_channel: Mapping[str, Window] = field(
@@ -143,20 +203,222 @@ class FakeMessage:
     chunks: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)  # every text it showed, in order
     deleted: bool = False
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # as Slack keeps them
 
     @property
     def shown(self) -> str:
-        """What a reader sees now (streamed Markdown is shown as Slack renders it, unchanged)."""
-        return "".join(self.chunks) if self.streamed and not self.text else self.text
+        """What a reader sees now (streamed Markdown is shown as Slack renders it, unchanged).
+
+        A posted message with ``blocks`` shows its blocks, not its ``text`` (that is only the
+        notification's); a streamed one shows its text with the blocks under it.
+        """
+        if self.streamed and not self.text:
+            return "".join(self.chunks)
+        if self.blocks:
+            return blocks_text(self.blocks)
+        return self.text
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """The button elements the message shows, in order."""
+        return [
+            element
+            for block in self.blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements") or []
+            if element.get("type") == "button"
+        ]
 
     def as_api(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.shown}
+        text = self.text or ("".join(self.chunks) if self.streamed else "")
+        data: dict[str, Any] = {"type": "message", "ts": self.ts, "text": text}
         data["user"] = self.user
         if self.bot:
             data.update(bot_id=BOT_ID, app_id=APP_ID)
         if self.thread_ts:
             data["thread_ts"] = self.thread_ts
+        if self.blocks:
+            data["blocks"] = json.loads(json.dumps(self.blocks))
         return data
+
+
+@dataclass
+class Ephemeral:
+    """A message only ``user`` sees (``chat.postEphemeral`` or a ``response_url`` post)."""
+
+    channel: str
+    user: str
+    text: str
+    thread_ts: str = ""
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    via: str = "chat.postEphemeral"  # or "response_url"
+
+
+def blocks_text(blocks: Iterable[Mapping[str, Any]]) -> str:
+    """The words a reader sees in ``blocks`` (sections, headers, markdown, context), one
+    block per paragraph; buttons and the like show none."""
+    out: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("section", "header"):
+            text = block.get("text")
+            if isinstance(text, Mapping):
+                out.append(str(text.get("text") or ""))
+            for item in block.get("fields") or []:
+                out.append(str(item.get("text") or ""))
+        elif kind == "markdown":
+            out.append(str(block.get("text") or ""))
+        elif kind == "context":
+            out.extend(str(e.get("text") or "") for e in block.get("elements") or [])
+    return "\n\n".join(piece for piece in out if piece)
+
+
+def _text_object(obj: object, where: str, *, limit: int, plain_only: bool = False) -> list[str]:
+    if not isinstance(obj, Mapping):
+        return [f"must provide an object [json-pointer:{where}]"]
+    kind = obj.get("type")
+    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if kind not in allowed:
+        return [f"must be one of {', '.join(allowed)} [json-pointer:{where}/type]"]
+    text = obj.get("text")
+    if not isinstance(text, str):
+        return [f"missing required field: text [json-pointer:{where}]"]
+    problems = []
+    if not text:
+        problems.append(f"must be more than 0 characters [json-pointer:{where}/text]")
+    if len(text) > limit:
+        problems.append(f"must be less than {limit + 1} characters [json-pointer:{where}/text]")
+    if "emoji" in obj and kind != "plain_text":
+        problems.append(f"emoji is only for plain_text [json-pointer:{where}/emoji]")
+    return problems
+
+
+def _element_problems(element: object, where: str) -> list[str]:
+    if not isinstance(element, Mapping):
+        return [f"must provide an object [json-pointer:{where}]"]
+    kind = element.get("type")
+    if not isinstance(kind, str) or not kind:
+        return [f"missing required field: type [json-pointer:{where}]"]
+    if kind not in ELEMENT_TYPES:
+        return [f"unsupported element type: {kind} [json-pointer:{where}/type]"]
+    problems = []
+    action_id = element.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or len(action_id) > MAX_ACTION_ID):
+        problems.append(
+            f"must be a string of at most {MAX_ACTION_ID} characters "
+            f"[json-pointer:{where}/action_id]"
+        )
+    if kind == "button":
+        if "text" not in element:
+            problems.append(f"missing required field: text [json-pointer:{where}]")
+        else:
+            problems += _text_object(
+                element["text"], f"{where}/text", limit=MAX_BUTTON_TEXT, plain_only=True
+            )
+        for name, limit in (("value", MAX_BUTTON_VALUE), ("url", MAX_BUTTON_URL)):
+            value = element.get(name)
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                problems.append(
+                    f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]"
+                )
+        style = element.get("style")
+        if style is not None and style not in ("primary", "danger"):
+            problems.append(f"must be one of primary, danger [json-pointer:{where}/style]")
+    return problems
+
+
+def block_problems(blocks: Sequence[object]) -> list[str]:
+    """What Slack would find wrong with a message's ``blocks`` (empty: valid), in its wording
+    (``... [json-pointer:/blocks/0/elements/1/text]``)."""
+    problems: list[str] = []
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]")
+    block_ids: set[str] = set()
+    markdown = 0
+    for index, block in enumerate(blocks):
+        where = f"/blocks/{index}"
+        if not isinstance(block, Mapping):
+            problems.append(f"must provide an object [json-pointer:{where}]")
+            continue
+        kind = block.get("type")
+        if not isinstance(kind, str) or not kind:
+            problems.append(f"missing required field: type [json-pointer:{where}]")
+            continue
+        if kind not in BLOCK_TYPES:
+            problems.append(f"unsupported type: {kind} [json-pointer:{where}/type]")
+            continue
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or not block_id or len(block_id) > MAX_BLOCK_ID:
+                problems.append(
+                    f"must be 1 to {MAX_BLOCK_ID} characters [json-pointer:{where}/block_id]"
+                )
+            elif block_id in block_ids:
+                problems.append(f"duplicate block_id [json-pointer:{where}/block_id]")
+            else:
+                block_ids.add(block_id)
+        if kind == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not elements:
+                problems.append(f"missing required field: elements [json-pointer:{where}]")
+                continue
+            if len(elements) > MAX_ACTIONS_ELEMENTS:
+                problems.append(
+                    f"no more than {MAX_ACTIONS_ELEMENTS} items allowed "
+                    f"[json-pointer:{where}/elements]"
+                )
+            action_ids: set[str] = set()
+            for n, element in enumerate(elements):
+                problems += _element_problems(element, f"{where}/elements/{n}")
+                action_id = element.get("action_id") if isinstance(element, Mapping) else None
+                if isinstance(action_id, str):
+                    if action_id in action_ids:
+                        problems.append(
+                            f"duplicate action_id [json-pointer:{where}/elements/{n}/action_id]"
+                        )
+                    action_ids.add(action_id)
+        elif kind == "section":
+            if "text" not in block and "fields" not in block:
+                problems.append(f"must provide text or fields [json-pointer:{where}]")
+            if "text" in block:
+                problems += _text_object(block["text"], f"{where}/text", limit=MAX_SECTION_TEXT)
+            fields = block.get("fields")
+            if fields is not None:
+                if not isinstance(fields, list) or len(fields) > MAX_SECTION_FIELDS:
+                    problems.append(
+                        f"no more than {MAX_SECTION_FIELDS} items allowed "
+                        f"[json-pointer:{where}/fields]"
+                    )
+                else:
+                    for n, item in enumerate(fields):
+                        problems += _text_object(item, f"{where}/fields/{n}", limit=MAX_FIELD_TEXT)
+            if "accessory" in block:
+                problems += _element_problems(block["accessory"], f"{where}/accessory")
+        elif kind == "header":
+            problems += _text_object(
+                block.get("text"), f"{where}/text", limit=MAX_HEADER_TEXT, plain_only=True
+            )
+        elif kind == "markdown":
+            text = block.get("text")
+            if not isinstance(text, str) or not text:
+                problems.append(f"missing required field: text [json-pointer:{where}]")
+            else:
+                markdown += len(text)
+        elif kind == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not elements:
+                problems.append(f"missing required field: elements [json-pointer:{where}]")
+            elif len(elements) > MAX_CONTEXT_ELEMENTS:
+                problems.append(
+                    f"no more than {MAX_CONTEXT_ELEMENTS} items allowed "
+                    f"[json-pointer:{where}/elements]"
+                )
+    if markdown > MAX_MARKDOWN_BLOCKS:
+        problems.append(
+            f"markdown blocks must total at most {MAX_MARKDOWN_BLOCKS} characters "
+            "[json-pointer:/blocks]"
+        )
+    return problems
 
 
 def markdown_of(params: Mapping[str, Any]) -> str:
@@ -218,7 +480,9 @@ class FakeSlack:
         self.users: dict[str, str] = {}
         self.messages: dict[str, list[FakeMessage]] = {}
         self.statuses: list[tuple[float, str, str, str]] = []  # (at, channel, thread, status)
-        self.responses: list[dict[str, Any]] = []  # what slash commands' response_url got
+        self.responses: list[dict[str, Any]] = []  # what response_urls got (commands, actions)
+        self.ephemerals: list[Ephemeral] = []  # chat.postEphemeral and response_url ephemerals
+        self._response_urls: dict[str, dict[str, Any]] = {}  # id → where a press came from
         self.acks: dict[str, float] = {}  # Socket Mode envelope id → when it was acknowledged
         self._status: dict[tuple[str, str], str] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
@@ -235,6 +499,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/commands/{id}", self._response_url)
+        app.router.add_post("/actions/{id}", self._action_response)
         app.router.add_get("/link/", self._socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -495,17 +760,48 @@ class FakeSlack:
             "is_enterprise_install": False,
         }
 
+    def _blocks(self, params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """The call's ``blocks`` checked as Slack checks them (None: not given), with the
+        ``block_id`` and ``action_id`` Slack makes up for those left out."""
+        if "blocks" not in params or params["blocks"] is None:
+            return None
+        blocks = params["blocks"]
+        if isinstance(blocks, str):  # form-encoded calls send them as JSON text
+            try:
+                blocks = json.loads(blocks)
+            except ValueError:
+                raise ApiError("invalid_blocks_format") from None
+        if not isinstance(blocks, list):
+            raise ApiError("invalid_blocks_format")
+        problems = block_problems(blocks)
+        if problems:
+            raise ApiError(
+                "invalid_blocks",
+                errors=problems,
+                response_metadata={"messages": [f"[ERROR] {p}" for p in problems]},
+            )
+        kept: list[dict[str, Any]] = json.loads(json.dumps(blocks))
+        for block in kept:
+            if not block.get("block_id"):
+                block["block_id"] = uuid.uuid4().hex[:5]
+            for element in block.get("elements") or []:
+                if element.get("type") in ELEMENT_TYPES and not element.get("action_id"):
+                    element["action_id"] = uuid.uuid4().hex[:5]
+        return kept
+
     def _m_chat_postMessage(self, params: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(params)
+        blocks = self._blocks(params)
         text = params.get("text")
-        if not text and not params.get("blocks") and not params.get("markdown_text"):
+        if not text and not blocks and not params.get("markdown_text"):
             raise ApiError("no_text")
         text = str(text or params.get("markdown_text") or "")
         if len(text) > MAX_TEXT:
             raise ApiError("msg_too_long")
         message = self._bot_posts(channel, str(params.get("thread_ts") or ""))
         message.text = text
-        message.versions.append(text)
+        message.blocks = blocks or []
+        message.versions.append(message.shown)
         return {"channel": channel, "ts": message.ts, "message": message.as_api()}
 
     def _m_chat_update(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -513,14 +809,32 @@ class FakeSlack:
         message = self._message(channel, params.get("ts"))
         if not message.bot:
             raise ApiError("cant_update_message")
+        blocks = self._blocks(params)
         text = params.get("text")
-        if not text and not params.get("blocks"):
+        if not text and not blocks:
             raise ApiError("no_text")
         if len(str(text)) > MAX_TEXT:
             raise ApiError("msg_too_long")
         message.text = str(text or "")
-        message.versions.append(message.text)
+        if blocks is not None:  # left out: the message keeps its blocks; [] removes them
+            message.blocks = blocks
+        message.versions.append(message.shown)
         return {"channel": channel, "ts": message.ts, "text": message.text}
+
+    def _m_chat_postEphemeral(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(params)
+        user = str(params.get("user") or "")
+        if not user:
+            raise self._missing("user")
+        blocks = self._blocks(params)
+        text = str(params.get("text") or "")
+        if not text and not blocks:
+            raise ApiError("no_text")
+        if len(text) > MAX_TEXT:
+            raise ApiError("msg_too_long")
+        thread_ts = str(params.get("thread_ts") or "")
+        self.ephemerals.append(Ephemeral(channel, user, text, thread_ts, blocks or []))
+        return {"message_ts": self._ts()}
 
     def _m_chat_delete(self, params: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(params)
@@ -572,12 +886,15 @@ class FakeSlack:
 
     def _m_chat_stopStream(self, params: Mapping[str, Any]) -> dict[str, Any]:
         message = self._streaming(params)
+        blocks = self._blocks(params)
         markdown = markdown_of(params)
         if len(markdown) > MAX_MARKDOWN:
             raise ApiError("msg_too_long")
         if markdown:
             message.chunks.append(markdown)
             message.versions.append(message.shown)
+        if blocks:  # "rendered at the bottom of the finalized message"
+            message.blocks = message.blocks + blocks
         message.streaming = False
         return {"channel": message.channel, "ts": message.ts, "message": message.as_api()}
 
@@ -619,6 +936,144 @@ class FakeSlack:
         body = await request.json()
         body["_at"] = self.clock()
         self.responses.append(body)
+        async with self._changed:
+            self._changed.notify_all()
+        return web.Response(text="ok")
+
+    # -- interactivity --
+
+    def block_actions(
+        self,
+        channel: str,
+        message_ts: str,
+        user: str,
+        *,
+        label: str | None = None,
+        action_id: str | None = None,
+        value: str | None = None,
+        block_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack posts when ``user`` presses a button of the
+        message ``message_ts``: its first button, or the one with ``label`` or ``action_id``.
+
+        ``message`` is the message as it is now (its blocks included); ``response_url`` points
+        at this fake (see ``responses``, ``ephemerals``). A press of a button the message no
+        longer shows (a client that has not seen an update yet) needs its ``value`` (and its
+        ``action_id`` and ``block_id``). Send it with ``SlackSender.action`` (or ``push(...,
+        kind="interactive")`` over Socket Mode).
+        """
+        message = self._message(channel, message_ts)
+        found: tuple[dict[str, Any], dict[str, Any]] | None = None
+        for block in message.blocks:
+            for element in block.get("elements") or [] if block.get("type") == "actions" else []:
+                if element.get("type") != "button":
+                    continue
+                if label is not None and element["text"]["text"] != label:
+                    continue
+                if action_id is not None and element.get("action_id") != action_id:
+                    continue
+                found = found or (block, element)
+        if found is None:
+            if value is None:
+                raise LookupError(f"message {message_ts} shows no such button")
+            block = {"block_id": block_id or uuid.uuid4().hex[:5]}
+            element = {
+                "type": "button",
+                "action_id": action_id or uuid.uuid4().hex[:5],
+                "text": {"type": "plain_text", "text": label or value[:75], "emoji": True},
+                "value": value,
+            }
+            found = (block, element)
+        block, element = found
+        action: dict[str, Any] = {
+            "action_id": element.get("action_id"),
+            "block_id": block.get("block_id"),
+            "text": element.get("text"),
+            "type": "button",
+            "action_ts": f"{time.time():.6f}",
+        }
+        if "value" in element:
+            action["value"] = element["value"]
+        if value is not None:
+            action["value"] = value
+        kind = self.channels.get(channel, "channel")
+        response_id = uuid.uuid4().hex
+        self._response_urls[response_id] = {
+            "channel": channel,
+            "ts": message_ts,
+            "user": user,
+            "thread_ts": message.thread_ts,
+            "uses": 0,
+        }
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        }
+        if message.thread_ts:
+            container["thread_ts"] = message.thread_ts
+        return {
+            "type": "block_actions",
+            "user": {
+                "id": user,
+                "username": self.users.get(user, user),
+                "name": self.users.get(user, user),
+                "team_id": self.team,
+            },
+            "api_app_id": APP_ID,
+            "token": "fake-verification-token",
+            "container": container,
+            "trigger_id": f"{next(self._seq)}.{uuid.uuid4().hex[:12]}",
+            "team": {"id": self.team, "domain": "fake"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {
+                "id": channel,
+                "name": "directmessage" if kind == "im" else f"name-{channel.lower()}",
+            },
+            "message": message.as_api(),
+            "state": {"values": {}},
+            "response_url": f"{self._url}/actions/{response_id}",
+            "actions": [action],
+        }
+
+    async def _action_response(self, request: web.Request) -> web.Response:
+        """A press's ``response_url``: a message only the presser sees (the default), one in
+        the channel, or the pressed message replaced or deleted."""
+        where = self._response_urls.get(request.match_info["id"])
+        if where is None:
+            return web.Response(status=404, text="expired_url")
+        if where["uses"] >= RESPONSE_URL_USES:
+            return web.Response(status=404, text="used_url")
+        where["uses"] += 1
+        body = await request.json()
+        try:
+            blocks = self._blocks(body)
+        except ApiError as exc:
+            return web.Response(status=400, text=exc.error)
+        body["_at"] = self.clock()
+        self.responses.append(body)
+        channel, ts = where["channel"], where["ts"]
+        text = str(body.get("text") or "")
+        if body.get("delete_original"):
+            with contextlib.suppress(ApiError):
+                self._message(channel, ts).deleted = True
+        elif body.get("replace_original"):
+            with contextlib.suppress(ApiError):
+                message = self._message(channel, ts)
+                message.text = text
+                message.blocks = blocks or []
+                message.versions.append(message.shown)
+        elif body.get("response_type") == "in_channel":
+            message = self._bot_posts(channel, str(body.get("thread_ts") or where["thread_ts"]))
+            message.text, message.blocks = text, blocks or []
+            message.versions.append(message.shown)
+        else:
+            thread_ts = str(body.get("thread_ts") or where["thread_ts"])
+            ephemeral = Ephemeral(channel, where["user"], text, thread_ts, blocks or [])
+            ephemeral.via = "response_url"
+            self.ephemerals.append(ephemeral)
         async with self._changed:
             self._changed.notify_all()
         return web.Response(text="ok")
@@ -765,3 +1220,11 @@ class SlackSender:
         return await self._post(
             urlencode(fields), "application/x-www-form-urlencoded", forged=forged, age=age
         )
+
+    async def action(
+        self, payload: Mapping[str, Any], *, forged: bool = False, age: float = 0.0
+    ) -> Delivery:
+        """An interactivity request (``FakeSlack.block_actions``): ``payload=<json>``,
+        form-encoded and signed as Slack posts it to the Request URL."""
+        body = urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
+        return await self._post(body, "application/x-www-form-urlencoded", forged=forged, age=age)

@@ -10,7 +10,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,8 @@ from aiohttp import web
 __all__ = [
     "TOKEN",
     "Call",
+    "CallbackAnswer",
+    "FakeCallback",
     "FakeMessage",
     "FakeTelegram",
     "Limits",
@@ -48,6 +50,22 @@ CHAT_ACTIONS = {
     "upload_video_note",
 }
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+MAX_CALLBACK_DATA = 64  # bytes (InlineKeyboardButton.callback_data: "1-64 bytes")
+MAX_CALLBACK_TEXT = 200  # characters of an answerCallbackQuery notice ("0-200 characters")
+# Fields of an InlineKeyboardButton that give it something to do; one of them is required.
+_BUTTON_ACTIONS = (
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+)
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
@@ -291,11 +309,37 @@ class FakeMessage:
 
 
 @dataclass(frozen=True)
+class CallbackAnswer:
+    """What the bot answered to a pressed button (answerCallbackQuery)."""
+
+    query_id: str
+    text: str = ""
+    show_alert: bool = False
+    url: str = ""
+    time: float = 0.0
+
+
+@dataclass
+class FakeCallback:
+    """A pressed inline button: the callback query the bot was sent, and its answer."""
+
+    id: str
+    user_id: int
+    chat_id: int
+    message_id: int
+    data: str
+    time: float
+    update_id: int
+    answer: CallbackAnswer | None = None
+
+
+@dataclass(frozen=True)
 class Limits:
     """Flood limits the fake enforces: (seconds, sends) windows; None switches one off.
 
-    Messages (sendMessage, editMessageText): one a second per chat, 20 a minute per group, 30 a
-    second per bot, as the Bot API FAQ documents. Drafts: 20 per 5 s and 40 per 30 s per chat.
+    Messages (sendMessage, editMessageText, editMessageReplyMarkup: an edit is an edit): one a
+    second per chat, 20 a minute per group, 30 a second per bot, as the Bot API FAQ documents.
+    Drafts: 20 per 5 s and 40 per 30 s per chat.
     """
 
     per_chat: tuple[float, int] | None = (1.0, 1)
@@ -338,8 +382,12 @@ class FakeTelegram:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
         username: str = "glm_test_bot",
+        callback_lifetime: float = 15.0,
     ) -> None:
         self.token = token
+        # How long a pressed button waits for answerCallbackQuery. Telegram does not document
+        # it; an answer much later than a few seconds is refused as "query is too old".
+        self.callback_lifetime = callback_lifetime
         self.limits = limits or Limits()
         self.clock = clock
         self.bot_user: dict[str, Any] = {
@@ -361,7 +409,8 @@ class FakeTelegram:
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
-        self.callback_answers: list[str] = []
+        self.callback_answers: list[str] = []  # ids of the answered queries, in order
+        self.callbacks: dict[str, FakeCallback] = {}  # every pressed button, by query id
         self._updates: list[dict[str, Any]] = []
         self._offset = 0
         self._allowed: list[str] | None = None
@@ -369,7 +418,6 @@ class FakeTelegram:
         self._next_update = itertools.count(1001)
         self._next_message: dict[int, itertools.count[int]] = {}
         self._next_callback = itertools.count(1)
-        self._callback_ids: set[str] = set()
         self._sends: dict[tuple[str, int], deque[float]] = {}
         self._floods: list[tuple[str | None, int | None, int]] = []  # injected 429s
         self._throttled: dict[str, list[float]] = {}  # injected 429s of any method
@@ -573,10 +621,63 @@ class FakeTelegram:
         msg.entities = auto_entities(text)
         return self.push({"edited_message": self.message_dict(msg)})
 
-    def press(self, msg: FakeMessage, user: Mapping[str, Any], data: str) -> dict[str, Any]:
-        """The user taps an inline button with ``data`` under ``msg``."""
+    def bot_message(
+        self,
+        chat: Mapping[str, Any],
+        text: str,
+        buttons: Sequence[tuple[str, str]] = (),
+        *,
+        thread_id: int | None = None,
+    ) -> FakeMessage:
+        """A message the bot sent before this test looked (a process that ran earlier), with
+        an inline keyboard of ``buttons``: (label, callback_data), one a row."""
+        chat_id = int(chat["id"])
+        markup = None
+        if buttons:
+            markup = {"inline_keyboard": [[{"text": t, "callback_data": d}] for t, d in buttons]}
+            _check_markup(markup)
+        msg = FakeMessage(
+            self._message_id(chat_id),
+            chat_id,
+            self.bot_user,
+            text,
+            date=int(time.time()),
+            thread_id=thread_id,
+            reply_markup=markup,
+        )
+        msg.history.append(text)
+        self.messages.setdefault(chat_id, {})[msg.message_id] = msg
+        return msg
+
+    @staticmethod
+    def keyboard(msg: FakeMessage) -> list[tuple[str, str]]:
+        """(label, callback_data) of each callback button ``msg`` shows now, row by row."""
+        rows = (msg.reply_markup or {}).get("inline_keyboard") or []
+        return [
+            (b["text"], b["callback_data"]) for row in rows for b in row if "callback_data" in b
+        ]
+
+    def press(
+        self,
+        msg: FakeMessage,
+        user: Mapping[str, Any],
+        data: str,
+        *,
+        update_id: int | None = None,
+        send: bool = True,
+    ) -> dict[str, Any]:
+        """The user taps an inline button with ``data`` under ``msg``: a ``callback_query``
+        update (id, from, message as it shows now, chat_instance, data), queued (or POSTed to
+        the webhook) unless ``send`` is False; it is returned.
+
+        ``data`` is taken as given: a client may still show a keyboard the message no longer
+        has (a stale button). ``press_button`` taps a button the message does show.
+        """
         query_id = str(next(self._next_callback))
-        self._callback_ids.add(query_id)
+        uid = update_id or next(self._next_update)
+        self.callbacks[query_id] = FakeCallback(
+            query_id, int(user["id"]), msg.chat_id, msg.message_id, data, self.clock(), uid
+        )
         query = {
             "id": query_id,
             "from": dict(user),
@@ -584,7 +685,33 @@ class FakeTelegram:
             "chat_instance": str(msg.chat_id),
             "data": data,
         }
-        return self.push({"callback_query": query})
+        update = {"update_id": uid, "callback_query": query}
+        return self.push(update) if send else update
+
+    def press_button(
+        self,
+        msg: FakeMessage,
+        user: Mapping[str, Any],
+        label: str | None = None,
+        *,
+        index: int = 0,
+        update_id: int | None = None,
+        send: bool = True,
+    ) -> dict[str, Any]:
+        """The user taps the button labelled ``label`` (or the ``index``-th) that ``msg``
+        shows now; LookupError when it shows none such (a client cannot tap what is gone)."""
+        shown = self.keyboard(msg)
+        if label is not None:
+            shown = [(t, d) for t, d in shown if t == label]
+            index = 0
+        if not 0 <= index < len(shown):
+            raise LookupError(f"message {msg.message_id} shows no button {label or index!r}")
+        return self.press(msg, user, shown[index][1], update_id=update_id, send=send)
+
+    def callback(self, press: Mapping[str, Any] | str) -> FakeCallback:
+        """The pressed button of ``press`` (the update ``press`` returned, or a query id)."""
+        query_id = press if isinstance(press, str) else str(press["callback_query"]["id"])
+        return self.callbacks[query_id]
 
     def push(self, update: dict[str, Any], *, update_id: int | None = None) -> dict[str, Any]:
         """Queue ``update`` for getUpdates, or deliver it to the webhook when one is set."""
@@ -946,6 +1073,7 @@ class FakeTelegram:
                     raise _bad("message to be replied not found")
                 reply_id = None
         markup = _json(params, "reply_markup")
+        _check_markup(markup)
         self._check_flood("sendMessage", chat, "message")
         self._count_send(chat, "message")
         msg = FakeMessage(
@@ -998,6 +1126,7 @@ class FakeTelegram:
             raise _bad("message can't be edited")
         text, entities, mode = self._text(params)
         markup = _json(params, "reply_markup")
+        _check_markup(markup)
         if text == msg.text and entities == msg.entities and markup == msg.reply_markup:
             raise ApiError(400, NOT_MODIFIED)
         self._check_flood("editMessageText", chat, "message")
@@ -1006,6 +1135,31 @@ class FakeTelegram:
         msg.reply_markup = markup
         msg.edit_date = int(time.time())
         msg.history.append(text)
+        return self.message_dict(msg)
+
+    async def _m_editmessagereplymarkup(self, params: Mapping[str, Any]) -> Any:
+        if params.get("inline_message_id"):
+            raise _bad("message to edit not found")
+        chat = self._chat(params)
+        chat_id = int(chat["id"])
+        mid = _as_int(params.get("message_id"), "message_id")
+        msg = self.messages.get(chat_id, {}).get(mid)
+        if msg is None or msg.deleted:
+            raise _bad("message to edit not found")
+        if not msg.from_bot:
+            raise _bad("message can't be edited")
+        markup = _json(params, "reply_markup")
+        _check_markup(markup)
+        if markup is not None and "inline_keyboard" not in markup:
+            raise _bad("inline keyboard expected")
+        # Without reply_markup (or with an empty keyboard) the keyboard is removed.
+        markup = markup if markup and markup.get("inline_keyboard") else None
+        if markup == (msg.reply_markup or None):
+            raise ApiError(400, NOT_MODIFIED)
+        self._check_flood("editMessageReplyMarkup", chat, "message")
+        self._count_send(chat, "message")
+        msg.reply_markup = markup
+        msg.edit_date = int(time.time())
         return self.message_dict(msg)
 
     async def _m_deletemessage(self, params: Mapping[str, Any]) -> Any:
@@ -1081,9 +1235,25 @@ class FakeTelegram:
         return {"status": status, "user": user}
 
     async def _m_answercallbackquery(self, params: Mapping[str, Any]) -> Any:
+        """One answer per query, within its lifetime; an unknown id, a second answer and a
+        late one all get Telegram's QUERY_ID_INVALID wording."""
         query_id = str(params.get("callback_query_id") or "")
-        if query_id not in self._callback_ids:
-            raise _bad("query is too old and response timeout expired or query ID is invalid")
+        text = str(params.get("text") or "")
+        if len(text) > MAX_CALLBACK_TEXT:
+            raise _bad("MESSAGE_TOO_LONG")
+        query = self.callbacks.get(query_id)
+        now = self.clock()
+        if query is None or query.answer is not None:
+            raise _bad(QUERY_INVALID)
+        if now - query.time > self.callback_lifetime:
+            raise _bad(QUERY_INVALID)
+        query.answer = CallbackAnswer(
+            query_id,
+            text,
+            _flag(params.get("show_alert")),
+            str(params.get("url") or ""),
+            now,
+        )
         self.callback_answers.append(query_id)
         return True
 
@@ -1157,6 +1327,40 @@ def _json(params: Mapping[str, Any], name: str) -> Any:
         except ValueError:
             raise _bad(f"can't parse {name} JSON object") from None
     return value
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, "true", "True", "1", 1)
+
+
+def _check_markup(markup: Any) -> None:
+    """Refuse an inline keyboard Telegram would refuse: a button without a label or without
+    anything to do, or with callback_data outside 1-64 bytes (the wording of the first is the
+    fake's own; the others are Telegram's)."""
+    if markup is None:
+        return
+    if not isinstance(markup, dict):
+        raise _bad("can't parse reply keyboard markup JSON object")
+    if "inline_keyboard" not in markup:
+        return  # reply keyboards and force_reply: not used by the bot, not modelled
+    rows = markup["inline_keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise _bad("can't parse inline keyboard markup JSON object")
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict):
+                raise _bad("can't parse InlineKeyboardButton: object expected")
+            label = button.get("text")
+            if not isinstance(label, str) or not label.strip():
+                raise _bad("can't parse InlineKeyboardButton: text must be non-empty")
+            if not any(button.get(action) not in (None, "") for action in _BUTTON_ACTIONS):
+                raise _bad(
+                    "can't parse InlineKeyboardButton: Text buttons are unallowed in the "
+                    "inline keyboard"
+                )
+            data = button.get("callback_data")
+            if data is not None and len(str(data).encode()) > MAX_CALLBACK_DATA:
+                raise _bad("BUTTON_DATA_INVALID")
 
 
 def _as_int(value: Any, name: str) -> int:
