@@ -87,6 +87,8 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("forget", "Delete what I stored about you"),
         ("memory", "What I remember of this conversation"),
         ("usage", "Your token usage and budget"),
+        ("interests", "Topics you talk about"),
+        ("suggestions", "Suggestions on or off"),
     ],
     "ko": [
         ("start", "시작하고 사용법 보기"),
@@ -95,6 +97,8 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("forget", "저장된 내 대화 기록 삭제"),
         ("memory", "이 대화에서 기억하는 것 보기"),
         ("usage", "내 토큰 사용량과 남은 예산"),
+        ("interests", "자주 이야기한 주제 보기"),
+        ("suggestions", "추천 켜기/끄기"),
     ],
 }
 

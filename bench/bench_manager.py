@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 
 from bench.common import banner, redis_server, summary
+from bot.forms.extractors import CityGazetteer
+from bot.forms.korean import KoreanAnalyzer
 from bot.glm.breaker import CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
@@ -22,6 +24,11 @@ from bot.reply import Button, ReplyStream
 from bot.sessions.base import SessionStore
 from bot.sessions.memory import MemorySessionStore
 from bot.sessions.redis import RedisSessionStore
+from bot.suggest.catalog import DEFAULT_CATALOG, Catalog
+from bot.suggest.engine import BuiltinRecommender
+from bot.suggest.profile import build_profile_store
+from bot.suggest.service import Suggestions
+from bot.suggest.topics import TopicGazetteer
 from bot.turn import Turn
 from tests.fakes.glm import Error, FakeGlm, Reply
 
@@ -62,7 +69,7 @@ class TimedReply(ReplyStream):
 
 
 def build(
-    fake: FakeGlm, store: SessionStore, **guards: object
+    fake: FakeGlm, store: SessionStore, suggestions: Suggestions | None = None, **guards: object
 ) -> tuple[ConversationManager, TimedClient]:
     client = TimedClient(base_url=fake.base_url, api_key=fake.api_key)
     glm = GuardedGlm(client, model="glm-4.5", **guards)  # type: ignore[arg-type]
@@ -73,18 +80,41 @@ def build(
         else MemoryRateLimiter(20)
     )
     manager = ConversationManager(
-        store=store, glm=glm, config=ManagerConfig(), clock=time.monotonic, rate_limiter=limiter
+        store=store,
+        glm=glm,
+        config=ManagerConfig(),
+        clock=time.monotonic,
+        rate_limiter=limiter,
+        suggestions=suggestions,
     )
     return manager, client
 
 
-async def overhead(fake: FakeGlm, store: SessionStore, label: str, turns: int) -> None:
-    manager, client = build(fake, store)
+def suggestions_on(store: SessionStore) -> Suggestions:
+    """As the app builds them (profiles where the sessions are), Kiwi loaded."""
+    return Suggestions(
+        TopicGazetteer.load(),
+        build_profile_store(store),
+        BuiltinRecommender(Catalog.load(DEFAULT_CATALOG)),
+        analyzer=KoreanAnalyzer(proper_nouns=CityGazetteer.load().korean_names()),
+    )
+
+
+async def overhead(
+    fake: FakeGlm,
+    store: SessionStore,
+    label: str,
+    turns: int,
+    suggestions: Suggestions | None = None,
+    text: str = "서울 날씨 알려줘",
+) -> None:
+    manager, client = build(fake, store, suggestions)
     tokens = [f"토큰{i} " for i in range(50)]
     fake.default = Reply("".join(tokens), chunks=tokens)
     per_turn: list[float] = []
     on_wire: list[float] = []
     per_token: list[float] = []
+    visible: list[float] = []
     for i in range(turns):
         client.stamps.clear()
         reply = TimedReply()
@@ -92,7 +122,7 @@ async def overhead(fake: FakeGlm, store: SessionStore, label: str, turns: int) -
             platform="bench",
             chat_id=str(i % 50),
             user_id=str(i % 50),
-            text="서울 날씨 알려줘",
+            text=text,
             delivery_id=f"{label}-{i}",
         )
         result = await manager.handle(turn, reply)
@@ -102,10 +132,14 @@ async def overhead(fake: FakeGlm, store: SessionStore, label: str, turns: int) -
             per_turn.append(t.request_sent - t.received)
             on_wire.append(fake.last_request.time - t.received)
             per_token.extend(a - b for a, b in zip(reply.stamps, client.stamps, strict=True))
+            visible.append(reply.stamps[0] - t.received)
+    if suggestions is not None:
+        await suggestions.drain()
     await client.close()
     print(f"   [{label}] turn received -> request handed to the client: {summary(per_turn)}")
     print(f"   [{label}] turn received -> request read by the fake GLM: {summary(on_wire)}")
     print(f"   [{label}] token parsed -> ReplyStream.append: {summary(per_token, 'us')}")
+    print(f"   [{label}] turn received -> first text appended: {summary(visible)}")
 
 
 async def breaker_fallback(fake: FakeGlm, runs: int) -> None:
@@ -157,6 +191,12 @@ async def main(turns: int) -> None:
     )
     async with FakeGlm() as fake:
         await overhead(fake, MemorySessionStore(), "memory", turns)
+        # The same turns with suggestions on, about Python: interests are read, profiles
+        # updated and offers made while the answer streams (the first text must not wait).
+        python = "파이썬 코드 최적화하는 방법 알려줘"
+        await overhead(fake, MemorySessionStore(), "memory, no suggestions", turns, None, python)
+        store = MemorySessionStore()
+        await overhead(fake, store, "memory, suggestions", turns, suggestions_on(store), python)
         with redis_server() as url:
             store = RedisSessionStore.from_url(url, cluster=False, ttl_seconds=30 * 86400)
             try:

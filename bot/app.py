@@ -143,6 +143,10 @@ class App:
         if self.manager.accounting is not None:
             with contextlib.suppress(Exception):
                 await self.manager.accounting.drain()  # the last turns' tokens
+        suggestions = self.extras.get("suggestions")
+        if suggestions is not None:
+            with contextlib.suppress(Exception):
+                await suggestions.close()  # the last turns' interests, the engine's client
         forms = self.extras.get("forms")
         if forms is not None:
             with contextlib.suppress(Exception):
@@ -296,6 +300,16 @@ async def build_app(
     accounting = Accounting(
         build_usage_ledger(store, pepper), Budgets.from_settings(settings), metrics=metrics
     )
+    suggestions = None
+    if settings.suggestions_enabled:
+        from bot.suggest.runtime import build_suggestions
+
+        suggestions = build_suggestions(
+            settings,
+            store,
+            analyzer=forms.analyzer if forms is not None else None,
+            pepper=pepper,
+        )
     commands = CommandRouter(
         store,
         scope=config.scope,
@@ -308,6 +322,7 @@ async def build_app(
         extra=[
             UsageCommand(accounting),
             *([forms.submissions_command] if forms is not None else []),
+            *(suggestions.commands() if suggestions is not None else []),
         ],
         index=index,
         offline=settings.offline,
@@ -327,7 +342,10 @@ async def build_app(
         recall=recall,
         metrics=metrics,
         accounting=accounting,
+        suggestions=suggestions,
     )
+    if suggestions is not None:
+        commands.forgetters.append(suggestions.forget)
     return App(
         settings,
         store,
@@ -336,7 +354,7 @@ async def build_app(
         manager,
         offline,
         content_filter,
-        extras={"forms": forms},
+        extras={"forms": forms, "suggestions": suggestions},
         notices=notices,
         index=index,
         summarizer=summarizer,

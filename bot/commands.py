@@ -62,7 +62,7 @@ class ExtraCommand(Protocol):
     async def run(self, args: Sequence[str], caller: Caller) -> str: ...
 
 
-KNOWN = ("start", "help", "reset", "forget", "memory", "usage")
+KNOWN = ("start", "help", "reset", "forget", "memory", "usage", "interests", "suggestions")
 CHAT_TARGETS = ("all", "group", "chat", "channel", "전체", "그룹")
 THREAD_TARGETS = ("thread", "스레드")
 

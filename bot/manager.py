@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +32,7 @@ from bot.i18n import detect_language, language_name, t
 from bot.journal import note_answered
 from bot.observability import NO_METRICS, Metrics
 from bot.ratelimit import RateLimiter, rate_key
-from bot.reply import ReplyStream
+from bot.reply import Button, ReplyStream
 from bot.sessions.base import (
     LockTimeout,
     Message,
@@ -119,6 +120,24 @@ class FormStage(Protocol):
     ) -> FormReply | None: ...
 
 
+class SuggestionTurn(Protocol):
+    """One turn's suggestion (``bot/suggest``): asked for an offer when the answer is
+    complete, settled afterwards whatever the outcome."""
+
+    def start(self) -> None: ...
+
+    async def offer(self) -> tuple[str, Sequence[Button]] | None: ...
+
+    def settle(self, answer: str = "") -> None: ...
+
+
+class SuggestionStage(Protocol):
+    """Reads each answered turn for interests, off the answer's path; may add an offer with
+    buttons under a complete answer."""
+
+    def begin(self, turn: Turn, text: str, lang: str) -> SuggestionTurn: ...
+
+
 # -------------------------------------------------------------------------------------------
 
 
@@ -170,6 +189,7 @@ class ConversationManager:
         recall: EmbeddingRecall | None = None,
         metrics: Metrics | None = None,
         accounting: Accounting | None = None,
+        suggestions: SuggestionStage | None = None,
     ) -> None:
         self.store = store
         self.glm = glm
@@ -193,6 +213,7 @@ class ConversationManager:
         self.accounting = accounting  # tokens counted per user and tenant; budgets checked
         if accounting is not None:
             self.commands.forgetters.append(accounting.forget)
+        self.suggestions = suggestions  # interests and offers (bot/suggest), in the background
         self.last_timings = TurnTimings()
 
     async def handle(
@@ -319,9 +340,10 @@ class ConversationManager:
             return TurnResult.STORE_ERROR
 
     async def _command_language(self, turn: Turn, command: Command, lang: str) -> str:
-        """A bare ``/help`` has no words to tell the language by: answer in the language the
-        user last wrote in this conversation, when there is one."""
-        if any(ch.isalpha() for arg in command.args for ch in arg):
+        """A bare ``/help``, or one with only Latin keywords (``/suggestions off``, a button's
+        ``/suggestions accept python``), has no words to tell the language by: answer in the
+        language the user last wrote in this conversation, when there is one."""
+        if any(ch.isalpha() and not ch.isascii() for arg in command.args for ch in arg):
             return lang
         session = await self.store.load(turn.session_key(self.config.scope))
         last = session.meta.get("language")
@@ -360,6 +382,12 @@ class ConversationManager:
             log.info("over budget (%s) session=%s", meter.verdict.limit, key)
             await reply.finish(budget_notice(meter.verdict, lang, self.accounting.now()))
             return TurnResult.OVER_BUDGET
+        # Interests are read while the answer streams; never during a form (``pending``).
+        suggestion = (
+            self.suggestions.begin(turn, text, lang)
+            if self.suggestions is not None and pending is None and session.form is None
+            else None
+        )
         scores = await self.recall.scores(session, text) if self.recall is not None else None
         messages = self.context.build(
             session, text, system_prompt=self._system_prompt(turn, lang), scores=scores
@@ -368,13 +396,22 @@ class ConversationManager:
         await reply.start()
 
         timings.request_sent = self.clock()
-        answer, shown = await self._stream(request, reply, timings)
+        # The suggestion's work starts once the first words are shown: never before them.
+        answer, shown = await self._stream(
+            request, reply, timings, suggestion.start if suggestion is not None else None
+        )
         if answer.usage is not None and answer.usage.prompt_tokens:
             # Per session: one chat's Korean must not skew another's English estimate.
             session.meta["token_factor"] = self.context.estimator.calibrated(
                 session_factor(session), messages, answer.usage.prompt_tokens
             )
-        result = await self._finish(answer, shown, lang, reply, key, pending)
+        with contextlib.suppress(SessionStoreError):  # the save after the reply tries again
+            # In the user's index before the answer is complete: a /forget sent the moment it
+            # shows finds this session (and deletes it under its lock, after this turn's save).
+            await self.commands.index.note_session(session, turn)
+        result = await self._finish(answer, shown, lang, reply, key, pending, suggestion)
+        if suggestion is not None:
+            suggestion.settle(shown)
         if result in (TurnResult.ANSWERED, TurnResult.PARTIAL):
             self._remember(session, turn, lang, text, shown)
             await self._save_after_reply(session, key, turn)
@@ -440,11 +477,16 @@ class ConversationManager:
         return template
 
     async def _stream(
-        self, request: ChatRequest, reply: ReplyStream, timings: TurnTimings | None = None
+        self,
+        request: ChatRequest,
+        reply: ReplyStream,
+        timings: TurnTimings | None = None,
+        after_first: Callable[[], None] | None = None,
     ) -> tuple[Answer, str]:
         """Stream the model's answer into ``reply`` through the output masker.
 
         Returns the outcome and every character the user was shown (masked).
+        ``after_first`` is called once, right after the first text is handed to ``reply``.
         """
         masker = self.content_filter.masker() if self.content_filter is not None else None
         shown: list[str] = []
@@ -458,6 +500,8 @@ class ConversationManager:
                     return
             shown.append(chunk)
             reply.append(chunk)
+            if after_first is not None and len(shown) == 1:
+                after_first()
 
         answer = await self.glm.stream_answer(request, on_text)
         if masker is not None and (rest := masker.flush()):
@@ -482,11 +526,18 @@ class ConversationManager:
         reply: ReplyStream,
         key: SessionKey,
         pending: str | None,
+        suggestion: SuggestionTurn | None = None,
     ) -> TurnResult:
         outcome = answer.outcome
         suffix = f"\n\n{pending}" if pending else ""
         if outcome is Outcome.COMPLETE:
-            await reply.finish(shown + suffix)
+            # Only under a complete answer: never after a fallback, a cut or withdrawn one.
+            offer = await suggestion.offer() if suggestion is not None else None
+            if offer is not None:
+                offer_text, buttons = offer
+                await reply.finish(f"{shown}{suffix}\n\n{offer_text}", buttons)
+            else:
+                await reply.finish(shown + suffix)
             return TurnResult.ANSWERED
         if outcome is Outcome.SENSITIVE:
             self.metrics.filter_hit("provider")

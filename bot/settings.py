@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(25.0, ge=0, le=600)  # in-flight answers on SIGTERM
     metrics_port: int | None = Field(None, ge=1, le=65535)  # /livez, /readyz, /metrics; None: off
     # Token budgets (bot/usage.py): None = unlimited. Days and months are UTC.
+    recommendations_path: Path = DATA_DIR / "recommendations.sample.json"  # JSON or YAML
+    recommender_url: str | None = None  # an external engine (bot/suggest/engine.py); None: off
     user_daily_token_budget: int | None = Field(None, ge=0)
     user_monthly_token_budget: int | None = Field(None, ge=0)
     group_daily_token_budget: int | None = Field(None, ge=0)
@@ -92,6 +94,8 @@ class Settings(BaseSettings):
     slack_session_scope: SessionScope = SessionScope.THREAD
     slack_thread_replies: bool = True
     forms_enabled: bool = True
+    suggestions_enabled: bool = True  # interests and suggestions (bot/suggest); users opt out
+    interest_half_life_days: float = Field(14.0, gt=0, le=3650)  # how fast interests fade
     form_idle_minutes: float = Field(30.0, gt=0, le=1440)
     forms_timezone: str = "Asia/Seoul"
     filter_mask_char: str = Field("*", min_length=1, max_length=1)
@@ -128,6 +132,13 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("recommender_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
 

@@ -24,6 +24,7 @@ class RecordingReply(ReplyStream):
     """Records what a platform would have been asked to show, in order."""
 
     events: list[tuple[str, str]] = field(default_factory=list)
+    buttons: list[Button] = field(default_factory=list)  # under the final answer
 
     async def start(self) -> None:
         self.events.append(("start", ""))
@@ -33,6 +34,7 @@ class RecordingReply(ReplyStream):
 
     async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
         self.events.append(("finish", text))
+        self.buttons = list(buttons or ())
 
     async def fail(self, notice: str) -> None:
         self.events.append(("fail", notice))

@@ -22,8 +22,8 @@ FULL = "".join(WORDS).strip()
 
 def telegram_env(tg: FakeTelegram, glm: FakeGlm, **env: str) -> dict[str, str]:
     """The environment of a Telegram bot process (long polling) on these fakes."""
+    env = {"FORMS_ENABLED": "false", "SUGGESTIONS_ENABLED": "false", **env}
     return clean_env(
-        FORMS_ENABLED="false",
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_BASE_URL=tg.base_url,
         GLM_API_KEY=glm.api_key,

@@ -72,8 +72,10 @@ async def _listening(port: int, proc: BotProcess) -> None:
 
 def slack_env(slack: FakeSlack, glm: FakeGlm, port: int, **env: str) -> dict[str, str]:
     """The environment of a Slack bot process on ``port`` talking to these fakes."""
+    # Adapter scenarios: forms and suggestions have their own (test_suggestions.py); an offer
+    # under an answer would break the exact comparisons here.
+    env = {"FORMS_ENABLED": "false", "SUGGESTIONS_ENABLED": "false", **env}
     return clean_env(
-        FORMS_ENABLED="false",  # adapter scenarios; forms have their own (terminal) scenario
         SLACK_BOT_TOKEN=TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack.base_url,

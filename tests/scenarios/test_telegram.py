@@ -47,6 +47,9 @@ async def running(tg: FakeTelegram, glm: FakeGlm, **env: str) -> AsyncIterator[B
     """The bot process, ready once it polls (or has set its webhook); checked when it stops."""
     # Adapter scenarios; forms have their own (terminal) scenario unless a test asks for them.
     env.setdefault("FORMS_ENABLED", "false")
+    # Suggestions too (tests/scenarios/test_suggestions.py): two turns about cats and dogs
+    # would otherwise end with an offer under the answer that these tests compare exactly.
+    env.setdefault("SUGGESTIONS_ENABLED", "false")
     proc = await start_bot(
         env=clean_env(
             TELEGRAM_BOT_TOKEN=TOKEN,
@@ -123,8 +126,8 @@ async def test_private_answer_streams_as_drafts_and_ends_as_one_message(
     # The command menu, in English for everyone and in Korean for Korean clients.
     menus = {lang: [c["command"] for c in cmds] for (_, lang), cmds in tg.commands.items()}
     assert menus == {
-        "": ["start", "help", "reset", "forget", "memory", "usage"],
-        "ko": ["start", "help", "reset", "forget", "memory", "usage"],
+        "": ["start", "help", "reset", "forget", "memory", "usage", "interests", "suggestions"],
+        "ko": ["start", "help", "reset", "forget", "memory", "usage", "interests", "suggestions"],
     }
 
 
