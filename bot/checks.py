@@ -155,6 +155,23 @@ def describe(settings: Settings, *, probe: bool = True) -> tuple[list[str], bool
         if not Path(path).is_file():
             errors.append(f"{name}: no such file: {path}")
     lines.append(f"filter lists: {settings.banned_words_path}, {settings.allowed_words_path}")
+    if settings.suggestions_enabled:
+        from bot.suggest.catalog import Catalog, CatalogError
+
+        try:
+            catalog = Catalog.load(settings.recommendations_path)
+        except (CatalogError, OSError) as exc:
+            errors.append(f"RECOMMENDATIONS_PATH: {exc}")
+        else:
+            engine = (
+                f"; engine {settings.recommender_url} first" if settings.recommender_url else ""
+            )
+            lines.append(
+                f"suggestions: {len(catalog)} catalog items from "
+                f"{settings.recommendations_path}{engine}"
+            )
+    else:
+        lines.append("suggestions: off")
     lines.append(f"weather: {settings.weather_geocoding_url}, {settings.weather_forecast_url}")
     lines.append(f"log: {settings.log_level}, {settings.log_format}")
     if settings.metrics_port is not None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from bot.forms.korean import KoreanAnalyzer
 from bot.sessions.base import SessionStore
 from bot.settings import Settings
-from bot.suggest.catalog import Catalog
+from bot.suggest.catalog import Catalog, CatalogError
 from bot.suggest.engine import build_recommender
 from bot.suggest.profile import build_profile_store
 from bot.suggest.service import SuggestConfig, Suggestions
 from bot.suggest.topics import TopicGazetteer
+
+log = logging.getLogger(__name__)
 
 
 def build_suggestions(
@@ -22,7 +26,13 @@ def build_suggestions(
     """Topics, profiles (in Redis when sessions are), the catalog at RECOMMENDATIONS_PATH
     (a ``CatalogError`` naming the file and the item when it is wrong) and the recommender
     (RECOMMENDER_URL first when set, the catalog as its fallback)."""
-    catalog = Catalog.load(settings.recommendations_path)
+    try:
+        catalog = Catalog.load(settings.recommendations_path)
+    except (CatalogError, OSError) as exc:
+        # A wrong catalog is the operator's to fix: said plainly (as `python -m bot check`
+        # does), not as a traceback.
+        log.error("RECOMMENDATIONS_PATH: %s", exc)
+        raise SystemExit(2) from None
     return Suggestions(
         TopicGazetteer.load(),
         build_profile_store(store),

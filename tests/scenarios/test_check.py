@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,22 @@ async def test_terminal_chat_without_a_key_is_no_warning() -> None:
     done = await run_bot("check", env=clean_env())
     assert done.code == 0, done.stdout
     assert "WARNING" not in done.stdout
+
+
+async def test_a_wrong_recommendations_catalog_is_named_by_check_and_at_start(
+    tmp_path: Path,
+) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        '{"items": [{"id": "x", "title": {"en": "X"}, "url": "ftp://x", "topics": []}]}',
+        encoding="utf-8",
+    )
+    env = clean_env(GLM_API_KEY=GLM_KEY, RECOMMENDATIONS_PATH=str(catalog), FORMS_ENABLED="false")
+    done = await run_bot("check", env=env)
+    assert done.code != 0 and "settings OK" not in done.stdout
+    assert "RECOMMENDATIONS_PATH" in done.stdout and "only http and https" in done.stdout
+    started = await run_bot("chat", stdin="안녕\n", env=env)
+    assert started.code == 2 and "Traceback" not in started.stderr
+    assert "RECOMMENDATIONS_PATH" in started.stderr and "item 0 (id 'x')" in started.stderr
+    good = await run_bot("check", env=clean_env(GLM_API_KEY=GLM_KEY))
+    assert "suggestions: 52 catalog items" in good.stdout

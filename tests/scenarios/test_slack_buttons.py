@@ -1,8 +1,8 @@
 """Button presses reaching the real ``python -m bot run`` process (FakeSlack, FakeGlm).
 
-The core offers no buttons yet, so the offer is put in the thread the way the reply stream
-posts one (an answer's text as sections, the buttons under it); everything after the press
-is the process's own doing.
+The offer is put in the thread by hand, the way the reply stream posts one (an answer's text
+as sections, the buttons under it), for an offer the core never made (so the core calls the
+press stale); everything after the press is the process's own doing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def test_the_owners_press_is_answered_in_the_thread_and_anyone_elses_is_no
     slack: FakeSlack, glm: FakeGlm
 ) -> None:
     glm.enqueue(Reply("파이썬을 추천해요"))
-    async with running(slack, glm) as bot:
+    async with running(slack, glm, SUGGESTIONS_ENABLED="true") as bot:
         envelopes = slack.say(STUDY, MINSU, f"{AT_BOT} 뭘 배우면 좋을까?")
         await bot.send.events(envelopes)
         thread = thread_of(envelopes)
