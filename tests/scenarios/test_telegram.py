@@ -456,7 +456,10 @@ async def test_ops_endpoints_follow_the_bot_from_start_to_stop(
         assert await http_status(http, ops + "/livez") == 200
         await answered(tg, MIN, "느린 답")
 
-    entries = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    not_json = [line for line in lines if not line.lstrip().startswith("{")]
+    assert not_json == [], proc.stderr  # LOG_FORMAT=json: every line is one object
+    entries = [json.loads(line) for line in lines]
     turns = [e for e in entries if e.get("result") == "answered"]
     assert len(turns) == 3
     assert all(e["session"].startswith("telegram:") and "total_ms" in e["timings"] for e in turns)

@@ -418,7 +418,8 @@ async def test_each_failure_mode_is_an_error(
 async def test_a_service_that_is_not_there(make: Callable[..., HttpRecommender]) -> None:
     async with FakeRecommender() as gone:
         url = gone.url
-    with pytest.raises(RecommenderError, match="ClientConnectorError"):
+    # Refused at once; on a loaded machine the refusal may come after the timeout instead.
+    with pytest.raises(RecommenderError, match=r"ClientConnectorError|no answer within"):
         await make(url=url).recommend(request())
 
 
