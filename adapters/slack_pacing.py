@@ -30,6 +30,7 @@ POST = "chat.postMessage"
 UPDATE = "chat.update"
 DELETE = "chat.delete"
 STATUS = "assistant.threads.setStatus"
+PROMPTS = "assistant.threads.setSuggestedPrompts"
 REPLIES = "conversations.replies"
 
 
@@ -46,6 +47,7 @@ DEFAULT_METHODS: Mapping[str, Window] = {
     UPDATE: TIER_3,
     DELETE: TIER_3,
     STATUS: TIER_3,
+    PROMPTS: TIER_4,
     REPLIES: TIER_3,
     # chat.postMessage is a special tier: about one a second per channel (below), and
     # "several hundred a minute" for the workspace.
@@ -101,6 +103,7 @@ class SlackBudget:
         # Learnt from Slack's answers, per process: a refusal is asked again after a while.
         self._stream_refused: dict[str, float] = {}
         self._no_status: set[tuple[str, bool]] = set()
+        self._no_prompts: set[tuple[str, bool]] = set()
 
     # -- capabilities learnt from Slack's answers --
 
@@ -115,6 +118,12 @@ class SlackBudget:
 
     def refuse_status(self, team: str, private: bool) -> None:
         self._no_status.add((team, private))
+
+    def prompts_allowed(self, team: str, private: bool) -> bool:
+        return (team, private) not in self._no_prompts
+
+    def refuse_prompts(self, team: str, private: bool) -> None:
+        self._no_prompts.add((team, private))
 
     # -- windows --
 

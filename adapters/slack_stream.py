@@ -29,6 +29,7 @@ from adapters.slack_pacing import (
     APPEND,
     DELETE,
     POST,
+    PROMPTS,
     START,
     STATUS,
     STOP,
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 # What the "<app> is thinking…" status line says while the model has not written yet.
 THINKING = {"ko": "답변을 준비하고 있어요…", "en": "is thinking…"}
+# The title over an answer's buttons offered again as the assistant thread's suggested prompts.
+PROMPTS_TITLE = {"ko": "추천", "en": "Suggested"}
+MAX_PROMPTS = 4  # "up to four suggested prompts"
 
 
 # ---- one answer ---------------------------------------------------------------------------------
@@ -122,7 +126,10 @@ class SlackReplyStream(ReplyStream):
     Buttons given to ``finish`` go under the last message of the answer (see
     ``adapters.slack_blocks``): a streamed one gets them from ``chat.stopStream``, a posted
     one carries its text as section blocks above them. When no message of the answer could
-    take them, they are posted on their own in the thread.
+    take them, they are posted on their own in the thread. In a direct conversation (the
+    assistant surface, where Slack has one) the recipient's buttons are also set as the
+    thread's suggested prompts: a click posts the button's payload as the user's message,
+    which makes the same turn as the press.
     """
 
     def __init__(
@@ -172,6 +179,7 @@ class SlackReplyStream(ReplyStream):
         self._actions = buttons_blocks(buttons, self.target.team_id)
         await self._close()
         await self._finalize(text)
+        await self._suggest_prompts()
 
     async def fail(self, notice: str) -> None:
         if self._done:
@@ -414,6 +422,37 @@ class SlackReplyStream(ReplyStream):
                 log.info("thinking status unavailable here (%s)", error_code(exc))
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.debug("setStatus failed session=%s: %r", self.label, exc)
+        finally:
+            await self.budget.sent(stamp)
+
+    async def _suggest_prompts(self) -> None:
+        """The recipient's buttons as the assistant thread's suggested prompts (a nicety: only
+        with room in the window, and not asked again where Slack refused it)."""
+        target = self.target
+        mine = [b for b in self._buttons if b.owner in (None, target.recipient_user_id)]
+        if not mine or not target.private or not target.thread_ts:
+            return
+        if not self.budget.prompts_allowed(target.team_id, target.private):
+            return
+        stamp = await self.budget.try_take(target.team_id, PROMPTS, interim=True)
+        if not isinstance(stamp, Stamp):
+            return
+        self._note(PROMPTS)
+        try:
+            await self.client.assistant_threads_setSuggestedPrompts(
+                channel_id=target.channel,
+                thread_ts=target.thread_ts,
+                title=PROMPTS_TITLE.get(target.lang, PROMPTS_TITLE["en"]),
+                prompts=[{"title": b.label, "message": b.payload} for b in mine[:MAX_PROMPTS]],
+            )
+        except SlackApiError as exc:
+            if is_rate_limited(exc):
+                await self.budget.block(target.team_id, PROMPTS, retry_after(exc))
+            else:
+                self.budget.refuse_prompts(target.team_id, target.private)
+                log.info("suggested prompts unavailable here (%s)", error_code(exc))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.debug("setSuggestedPrompts failed session=%s: %r", self.label, exc)
         finally:
             await self.budget.sent(stamp)
 

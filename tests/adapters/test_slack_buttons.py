@@ -406,6 +406,58 @@ async def test_a_press_without_an_owner_is_anyones_and_reaches_the_model_in_the_
         assert [m.content for m in session.history if m.role == "user"] == ["서울 날씨 더 알려줘"]
 
 
+# ---- the assistant thread's suggested prompts -------------------------------------------------
+
+
+async def test_in_a_direct_conversation_the_buttons_are_also_the_threads_suggested_prompts() -> (
+    None
+):
+    async with running() as rig:
+        offered, message = await rig.offer(
+            [
+                Button("추천 받기", "서울 날씨 더 알려줘", owner=MINSU),
+                Button("괜찮아요", "/suggestions decline weather", owner=MINSU),
+                Button("누군가의 것", "/x", owner=ANN),  # never offered to someone else
+            ],
+            channel=DM_MINSU,
+        )
+        await rig.slack.wait_for(lambda f: (DM_MINSU, offered.thread_id) in f.prompts)
+        title, prompts = rig.slack.prompts[(DM_MINSU, offered.thread_id)]
+        assert title == "추천"
+        assert prompts == [
+            ("추천 받기", "서울 날씨 더 알려줘"),
+            ("괜찮아요", "/suggestions decline weather"),
+        ]
+        assert len(message.buttons) == 3  # the message keeps its buttons as well
+        # A click posts the prompt's message as the user's: the same turn as the press.
+        delivery = await rig.send.event(
+            rig.slack.choose_prompt(DM_MINSU, offered.thread_id, MINSU)[0]
+        )
+        assert delivery.status == 200
+        await rig.slack.wait_for(
+            lambda f: in_thread(f, DM_MINSU, offered.thread_id, "echo: 서울 날씨 더 알려줘")
+        )
+        turn, key = rig.turns[0]
+        assert turn.text == "서울 날씨 더 알려줘" and turn.user_id == MINSU
+        assert key == offered.session_key(rig.channel.app.manager.config.scope)
+
+
+async def test_suggested_prompts_are_only_for_direct_conversations_and_where_slack_allows_them() -> (
+    None
+):
+    buttons = [Button("추천 받기", "/suggestions accept python", owner=MINSU)]
+    async with running() as rig:
+        await rig.offer(buttons)  # a channel: the buttons are for whoever sees them there
+        rig.slack.refuse_status = "channel_type_not_supported"  # not an assistant thread
+        await rig.offer(buttons, channel=DM_MINSU)
+        await rig.offer(buttons, channel=DM_MINSU)
+        await asyncio.sleep(0.1)
+        (refused,) = rig.slack.calls_to("assistant.threads.setSuggestedPrompts")
+        assert refused.params["channel_id"] == DM_MINSU  # asked once, then not again
+        assert rig.slack.prompts == {}
+        assert all(len(m.buttons) == 1 for m in rig.slack.bot_messages(DM_MINSU))
+
+
 async def test_someone_elses_press_is_told_privately_and_makes_no_turn() -> None:
     async with running() as rig:
         _offered, message = await rig.offer(

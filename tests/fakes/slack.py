@@ -55,6 +55,7 @@ SIGNING_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 MAX_TEXT = 40_000  # chat.postMessage / chat.update truncate... we refuse, as msg_too_long
 MAX_MARKDOWN = 12_000  # markdown_text per call (chat.*Stream)
 RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
+MAX_PROMPTS = 4  # assistant.threads.setSuggestedPrompts: "up to four suggested prompts"
 
 # Block Kit limits, from Slack's reference (https://docs.slack.dev/reference/block-kit/):
 MAX_BLOCKS = 50  # blocks in a message
@@ -144,6 +145,7 @@ class Limits:
             "chat.update": TIER_3,
             "chat.delete": TIER_3,
             "assistant.threads.setStatus": TIER_3,
+            "assistant.threads.setSuggestedPrompts": TIER_4,
             "conversations.replies": TIER_3,
             "chat.postMessage": Window(60.0, 300),
             "chat.postEphemeral": TIER_4,
@@ -455,7 +457,8 @@ class FakeSlack:
     checked (``not_authed`` / ``invalid_auth``); limits are sliding windows per method per
     workspace and per channel, answered with HTTP 429, ``Retry-After`` and ``ratelimited``.
     ``refuse_streaming`` makes ``chat.startStream`` answer that error; ``refuse_status`` does
-    the same for ``assistant.threads.setStatus``.
+    the same for ``assistant.threads.setStatus`` and ``assistant.threads.setSuggestedPrompts``
+    (a conversation that is not an app's assistant thread).
     """
 
     def __init__(
@@ -485,6 +488,8 @@ class FakeSlack:
         self._response_urls: dict[str, dict[str, Any]] = {}  # id → where a press came from
         self.acks: dict[str, float] = {}  # Socket Mode envelope id → when it was acknowledged
         self._status: dict[tuple[str, str], str] = {}
+        # (channel, thread) → the list title and the prompts (title, message) shown there
+        self.prompts: dict[tuple[str, str], tuple[str, list[tuple[str, str]]]] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
         self._seq = itertools.count(1)
         self._event_seq = itertools.count(1)
@@ -645,6 +650,14 @@ class FakeSlack:
 
     def status_of(self, channel: str, thread_ts: str) -> str:
         return self._status.get((channel, thread_ts), "")
+
+    def choose_prompt(
+        self, channel: str, thread_ts: str, user: str, index: int = 0
+    ) -> list[dict[str, Any]]:
+        """The person clicks suggested prompt ``index`` of the thread: Slack posts its
+        ``message`` as their message in that thread (the envelopes, as ``say``)."""
+        _, prompts = self.prompts[(channel, thread_ts)]
+        return self.say(channel, user, prompts[index][1], thread_ts=thread_ts)
 
     async def wait_for(self, predicate: Callable[[FakeSlack], bool], within: float = 10.0) -> None:
         """Wait until ``predicate(self)`` holds (checked whenever a request was answered)."""
@@ -906,6 +919,43 @@ class FakeSlack:
         if not thread_ts or "status" not in params:
             raise self._missing("thread_ts" if not thread_ts else "status")
         self._set_status(channel, thread_ts, str(params["status"]))
+        return {}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Up to four prompts, each a ``title`` and the ``message`` a click posts as the
+        user's; an optional ``title`` over the list. Sent as JSON by the SDKs (a form post
+        carries ``prompts`` as a JSON string)."""
+        if self.refuse_status:
+            raise ApiError(self.refuse_status)
+        channel = self._channel(params, "channel_id")
+        raw = params.get("prompts")
+        if raw is None:
+            raise self._missing("prompts")
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raise ApiError("invalid_arguments") from None
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PROMPTS:
+            raise ApiError("invalid_arguments")
+        prompts: list[tuple[str, str]] = []
+        for prompt in raw:
+            if not isinstance(prompt, Mapping):
+                raise ApiError("invalid_arguments")
+            title, message = prompt.get("title"), prompt.get("message")
+            if not (isinstance(title, str) and title and isinstance(message, str) and message):
+                raise ApiError("invalid_arguments")
+            prompts.append((title, message))
+        thread_ts = str(params.get("thread_ts") or "")
+        if thread_ts:
+            if not any(m.ts == thread_ts for m in self.messages[channel] if not m.deleted):
+                raise ApiError("invalid_thread_ts")
+        else:  # "set for the latest message in the channel"
+            latest = [m for m in self.messages[channel] if not m.deleted]
+            if not latest:
+                raise ApiError("message_not_found")
+            thread_ts = latest[-1].thread_ts or latest[-1].ts
+        self.prompts[(channel, thread_ts)] = (str(params.get("title") or ""), prompts)
         return {}
 
     def _m_conversations_replies(self, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -182,6 +182,42 @@ async def test_thinking_status_until_the_bot_replies(slack: FakeSlack) -> None:
     assert refused.value.response["error"] == "channel_type_not_supported"
 
 
+async def test_suggested_prompts_are_set_on_a_thread_and_a_click_posts_the_message(
+    slack: FakeSlack,
+) -> None:
+    web_client = client(slack)
+    parent = slack.say(DM, USER, "hi")[0]["event"]["ts"]
+    prompts = [{"title": "Yes", "message": "/suggestions accept python"}]
+    await web_client.assistant_threads_setSuggestedPrompts(
+        channel_id=DM, thread_ts=parent, prompts=prompts, title="Suggested"
+    )
+    assert slack.prompts[(DM, parent)] == ("Suggested", [("Yes", "/suggestions accept python")])
+    event = slack.choose_prompt(DM, parent, USER)[0]["event"]
+    assert (event["text"], event["thread_ts"], event["user"]) == (
+        "/suggestions accept python",
+        parent,
+        USER,
+    )
+
+    for bad in ([], [{"title": "t"}], [{"title": "t", "message": "m"}] * 5):
+        with pytest.raises(SlackApiError) as refused:
+            await web_client.assistant_threads_setSuggestedPrompts(
+                channel_id=DM, thread_ts=parent, prompts=bad
+            )
+        assert refused.value.response["error"] == "invalid_arguments"
+    with pytest.raises(SlackApiError) as unknown:
+        await web_client.assistant_threads_setSuggestedPrompts(
+            channel_id=DM, thread_ts="1.000001", prompts=prompts
+        )
+    assert unknown.value.response["error"] == "invalid_thread_ts"
+    slack.refuse_status = "channel_type_not_supported"
+    with pytest.raises(SlackApiError) as refused:
+        await web_client.assistant_threads_setSuggestedPrompts(
+            channel_id=DM, thread_ts=parent, prompts=prompts
+        )
+    assert refused.value.response["error"] == "channel_type_not_supported"
+
+
 async def test_conversations_replies_pages_through_a_thread(slack: FakeSlack) -> None:
     web_client = client(slack)
     parent = slack.say(CHANNEL, USER, "root")[0]["event"]["ts"]

@@ -16,6 +16,7 @@ import pytest
 
 from bot.suggest.service import say as suggestion_text
 from tests.fakes.glm import FakeGlm
+from tests.fakes.recommender import FakeRecommender
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.scenarios import test_slack as slack_scenario
@@ -127,8 +128,12 @@ async def test_slack_offer_accept_decline_interests_and_forget(
             await bot.send.events(envelopes)
         await slack.wait_for(lambda f: any(m.buttons for m in f.bot_messages(DM_ANN)), 15)
         (offer,) = [m for m in slack.bot_messages(DM_ANN) if m.buttons]
-        no = slack.block_actions(DM_ANN, offer.ts, slack_scenario.ANN, label="No, thanks")
-        await bot.send.action(no)
+        # In a direct conversation the buttons are also the thread's suggested prompts; Ann
+        # clicks "No, thanks" there, which posts its command as her message.
+        await slack.wait_for(lambda f: (DM_ANN, offer.thread_ts) in f.prompts, 15)
+        title, prompts = slack.prompts[(DM_ANN, offer.thread_ts)]
+        assert title == "Suggested" and [p[0] for p in prompts] == ["Yes, show me", "No, thanks"]
+        await bot.send.events(slack.choose_prompt(DM_ANN, offer.thread_ts, slack_scenario.ANN, 1))
         await slack.wait_for(
             lambda f: any("won't suggest" in m.shown for m in f.bot_messages(DM_ANN)), 15
         )
@@ -151,3 +156,53 @@ async def test_slack_offer_accept_decline_interests_and_forget(
         await bot.send.command(slash("/interests"))
         await slack.wait_for(lambda f: said(f, "아직"), 15)
     assert slack.rate_limited() == [] and slack.refused() == []
+
+
+async def test_an_external_engine_is_asked_first_and_the_catalog_answers_when_it_is_down(
+    tg: FakeTelegram, glm: FakeGlm
+) -> None:
+    minsu, ann = tg.users[MIN], tg.users[ANN]
+    external = {
+        "id": "ext-1",
+        "title": {"ko": "사내 파이썬 성능 가이드", "en": "Our Python performance guide"},
+        "url": "https://wiki.example.com/python-perf",
+        "topics": ["python"],
+    }
+    async with FakeRecommender() as engine:
+        engine.answer = [external, "python-profilers"]
+        async with telegram_scenario.running(
+            tg, glm, SUGGESTIONS_ENABLED="true", RECOMMENDER_URL=engine.url
+        ):
+            tg.say(tg.chats[MIN], minsu, PYTHON_1)
+            await telegram_scenario.answered(tg, MIN, f"echo: {PYTHON_1}")
+            tg.say(tg.chats[MIN], minsu, PYTHON_2)
+            await telegram_scenario.answered(tg, MIN, f"echo: {PYTHON_2}\n\n{OFFER_KO}")
+            tg.press_button(tg.bot_messages(MIN)[-1], minsu, "추천 받기")
+            await tg.wait_for(lambda f: len(f.bot_messages(MIN)) == 3, within=15)
+            items = tg.bot_messages(MIN)[-1]
+            assert "사내 파이썬 성능 가이드" in items.text
+            assert _links(items.entities)[0] == "https://wiki.example.com/python-perf"
+            assert "docs.python.org/3/library/profile" in " ".join(_links(items.entities))
+            # Asked once, when the offer was prepared; the press used the cached answer.
+            (asked,) = engine.requests
+            assert asked.json["focus"] == "python" and asked.json["lang"] == "ko"
+            assert asked.json["limit"] == 3 and asked.json["profile"]["python"] > 0
+            user = asked.json["user"]
+            assert str(MIN) not in user  # a pseudonym, not the Telegram id
+
+            # The engine goes down: Ann's accept is answered from the catalog all the same.
+            engine.mode = "down"
+            first = "My Python script is slow, how do I profile it?"
+            tg.say(tg.chats[ANN], ann, first)
+            await telegram_scenario.answered(tg, ANN, f"echo: {first}")
+            tg.say(tg.chats[ANN], ann, "Python loop tips?")
+            await tg.wait_for(lambda f: "Shall I" in f.bot_messages(ANN)[-1].text, within=15)
+            tg.press_button(tg.bot_messages(ANN)[-1], ann, "Yes, show me")
+            await tg.wait_for(lambda f: len(f.bot_messages(ANN)) == 3, within=15)
+            items = tg.bot_messages(ANN)[-1]
+            assert 1 <= len(_links(items.entities)) <= 3
+            assert "wiki.example.com" not in " ".join(_links(items.entities))
+            # Asked when the offer was prepared and, as a failure is not cached, again at the
+            # press; it answered neither time.
+            assert len(engine.requests) == 3
+            assert engine.requests[1].json["user"] == engine.requests[2].json["user"] != user
