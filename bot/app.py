@@ -80,8 +80,10 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.slack_signing_secret,
         settings.slack_app_token,
         settings.embedding_api_key,
+        settings.web_api_keys,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
+    found.extend(settings.web_keys)  # each key alone, not only the whole list
     if settings.redis_url:
         match = re.search(r"://[^:/@]*:([^@/]+)@", settings.redis_url)
         if match:
@@ -387,6 +389,8 @@ def configured_channels(settings: Settings) -> list[str]:
         channels.append("telegram")
     if settings.slack_enabled:
         channels.append("slack")
+    if settings.web_enabled:
+        channels.append("web")
     return channels
 
 

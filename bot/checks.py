@@ -129,6 +129,18 @@ def describe(settings: Settings, *, probe: bool = True) -> tuple[list[str], bool
         )
         if not token.startswith("xoxb-"):
             errors.append("SLACK_BOT_TOKEN must be a bot token (xoxb-...)")
+    if settings.web_port is not None:
+        keys = len(settings.web_keys)
+        access = f"{keys} API key{'s' if keys != 1 else ''}" if keys else "no API keys"
+        lines.append(
+            f"web: WebSocket /v1/chat/ws, REST /v1/chat and the chat page on "
+            f"{settings.web_host}:{settings.web_port}, {access}"
+        )
+        if not keys and not settings.web_host_is_loopback:
+            errors.append(
+                f"WEB_API_KEYS is empty: without keys the web channel only listens on a "
+                f"loopback address, not WEB_HOST={settings.web_host}"
+            )
     if not channels:
         lines.append("channels: none configured - `run` starts the terminal chat")
     else:

@@ -301,6 +301,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Too many of your messages are waiting. The ones you sent while I was "
         "answering were not processed; please send them again after my answers.",
     },
+    "web_busy": {
+        "ko": "지금 이 API 키로 진행 중인 답변이 너무 많아요. 잠시 후 다시 보내 주세요.",
+        "en": "Too many answers are in progress for this API key. Please try again shortly.",
+    },
     "rate_limited": {
         "ko": "메시지를 너무 빨리 보내고 있어요. {seconds}초 뒤에 다시 보내 주세요.",
         "en": "You're sending messages too quickly. Please try again in {seconds} s.",

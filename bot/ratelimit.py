@@ -176,3 +176,96 @@ def build_rate_limiter(settings: Settings, store: SessionStore) -> RateLimiter |
     if on_redis(store):
         return RedisRateLimiter(store.client, per_minute, prefix=store.prefix)
     return MemoryRateLimiter(per_minute)
+
+
+# ---- concurrency: answers in progress at once, per tenant ---------------------------------------
+
+
+class ConcurrencyLimiter(Protocol):
+    """Leases for answers in progress: at most ``limit`` at once per ``key`` (a tenant)."""
+
+    limit: int
+
+    async def acquire(self, key: str, lease: str) -> bool:
+        """Take a place for ``lease`` (a unique id); False when ``key`` is at its limit."""
+        ...
+
+    async def release(self, key: str, lease: str) -> None: ...
+
+
+class MemoryConcurrencyLimiter:
+    """Counts in this process."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self._held: dict[str, set[str]] = {}
+
+    async def acquire(self, key: str, lease: str) -> bool:
+        held = self._held.setdefault(key, set())
+        if len(held) >= self.limit:
+            return False
+        held.add(lease)
+        return True
+
+    async def release(self, key: str, lease: str) -> None:
+        held = self._held.get(key)
+        if held is not None:
+            held.discard(lease)
+            if not held:
+                del self._held[key]
+
+
+# KEYS[1]: the tenant's sorted set of leases (score: when the lease lapses, in ms of the server's
+# clock). ARGV: the lease id, the limit, the lease's life in ms. Lapsed leases (a process that
+# died mid-answer) are dropped first. Returns 1 when taken, 0 at the limit.
+_LEASE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+class RedisConcurrencyLimiter:
+    """Leases in one sorted set per tenant on Redis, shared by every process; a lease lapses
+    after ``lease_seconds`` (an answer that outlives it no longer counts), so a dead process
+    holds no place for long. Fails open when Redis fails, like the rate limit."""
+
+    def __init__(
+        self, client: RedisClient, limit: int, *, prefix: str = "bot", lease_seconds: float = 300.0
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.client = client
+        self.limit = limit
+        self.prefix = prefix
+        self._lease_ms = max(1, round(lease_seconds * 1000))
+        self._warn = OutageLog(client, log, "concurrency limit unavailable, answers go ahead")
+
+    def key(self, name: str) -> str:
+        from bot.sessions.redis import hash_tag
+
+        return f"{self.prefix}:inflight:{{{hash_tag(name)}}}"
+
+    async def acquire(self, key: str, lease: str) -> bool:
+        try:
+            taken = await self.client.eval(
+                _LEASE_SCRIPT, 1, self.key(key), lease, self.limit, self._lease_ms
+            )
+        except redis_errors() as exc:
+            self._warn(exc)
+            return True
+        return int(taken) == 1
+
+    async def release(self, key: str, lease: str) -> None:
+        try:
+            await self.client.zrem(self.key(key), lease)
+        except redis_errors() as exc:
+            self._warn(exc)  # the lease lapses on its own

@@ -3,6 +3,7 @@ tuning knobs."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     # Token budgets (bot/usage.py): None = unlimited. Days and months are UTC.
     recommendations_path: Path = DATA_DIR / "recommendations.sample.json"  # JSON or YAML
     recommender_url: str | None = None  # an external engine (bot/suggest/engine.py); None: off
+    web_port: int | None = Field(None, ge=1, le=65535)  # the web channel; None: off
+    web_host: str = "127.0.0.1"
+    web_api_keys: SecretStr | None = None  # comma-separated; each key is a tenant
     user_daily_token_budget: int | None = Field(None, ge=0)
     user_monthly_token_budget: int | None = Field(None, ge=0)
     group_daily_token_budget: int | None = Field(None, ge=0)
@@ -101,6 +105,8 @@ class Settings(BaseSettings):
     filter_mask_char: str = Field("*", min_length=1, max_length=1)
     filter_fixed_mask: str | None = Field(None, max_length=40)
     user_rate_limit_per_minute: int = Field(20, ge=0, le=10_000)  # per user; 0 = off
+    web_key_rate_per_minute: int = Field(600, ge=0, le=1_000_000)  # turns per web key; 0 = off
+    web_key_max_concurrent: int = Field(100, ge=1, le=100_000)  # answers at once per web key
 
     @field_validator("telegram_admin_ids", "slack_admin_user_ids", mode="before")
     @classmethod
@@ -163,6 +169,27 @@ class Settings(BaseSettings):
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
+
+    @property
+    def web_enabled(self) -> bool:
+        return self.web_port is not None
+
+    @property
+    def web_keys(self) -> frozenset[str]:
+        """The web channel's API keys (``WEB_API_KEYS``), each a tenant of its own."""
+        if self.web_api_keys is None:
+            return frozenset()
+        return _split_ids(self.web_api_keys.get_secret_value())
+
+    @property
+    def web_host_is_loopback(self) -> bool:
+        host = self.web_host.strip().strip("[]").lower()
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def session_ttl_seconds(self) -> int:

@@ -25,6 +25,8 @@ if [ "${1:-}" = "--dev" ]; then
   command -v redis-server >/dev/null || apt_install redis-server
   # nginx: the replicas scenario runs two bots behind deploy/nginx-replicas.conf.
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
+  # chromium: the web chat page is tested in a real headless browser.
+  command -v chromium >/dev/null || apt_install chromium
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi

@@ -148,6 +148,10 @@ class SessionStore(Protocol):
         first (give records ids that sort by time to list the newest first)."""
         ...
 
+    async def get_record(self, kind: str, tenant: str, record_id: str) -> dict[str, Any] | None:
+        """One live record, or None."""
+        ...
+
     async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
         """Delete one record; True when it existed."""
         ...

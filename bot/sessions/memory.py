@@ -194,6 +194,13 @@ class MemorySessionStore:
         newest = sorted(records, reverse=True)[:limit]
         return [json.loads(records[i][1]) for i in newest]
 
+    async def get_record(self, kind: str, tenant: str, record_id: str) -> dict[str, Any] | None:
+        entry = self._records.get((kind, tenant), {}).get(record_id)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        found: dict[str, Any] = json.loads(entry[1])
+        return found
+
     async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
         records = self._records.get((kind, tenant))
         if not records:

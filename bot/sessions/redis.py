@@ -532,6 +532,14 @@ class RedisSessionStore:
                     start -= len(gone)
         return found[:limit]
 
+    async def get_record(self, kind: str, tenant: str, record_id: str) -> dict[str, Any] | None:
+        with self._translate("get_record"):
+            raw = _text(await self._client.get(self.record_key(kind, tenant, record_id)))
+        if raw is None:
+            return None
+        found: dict[str, Any] = json.loads(raw)
+        return found
+
     async def delete_record(self, kind: str, tenant: str, record_id: str) -> bool:
         with self._translate("delete_record"):
             deleted = await self._client.eval(

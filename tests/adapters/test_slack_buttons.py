@@ -442,9 +442,7 @@ async def test_in_a_direct_conversation_the_buttons_are_also_the_threads_suggest
         assert key == offered.session_key(rig.channel.app.manager.config.scope)
 
 
-async def test_suggested_prompts_are_only_for_direct_conversations_and_where_slack_allows_them() -> (
-    None
-):
+async def test_suggested_prompts_only_in_direct_conversations_and_where_slack_allows_them() -> None:
     buttons = [Button("추천 받기", "/suggestions accept python", owner=MINSU)]
     async with running() as rig:
         await rig.offer(buttons)  # a channel: the buttons are for whoever sees them there

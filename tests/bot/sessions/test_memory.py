@@ -173,3 +173,17 @@ async def test_delivery_map_is_bounded() -> None:
         assert await store.claim_delivery(f"id{i}") is True
     assert len(store._deliveries) == 10
     assert await store.claim_delivery("id49") is False
+
+
+async def test_a_record_is_read_back_by_id_until_it_expires_or_is_deleted() -> None:
+    clock = FakeClock()
+    store = MemorySessionStore(clock=clock)
+    await store.put_record("web_answer", "t1:u1", "m-1", {"content": "안녕하세요"}, 60)
+    assert await store.get_record("web_answer", "t1:u1", "m-1") == {"content": "안녕하세요"}
+    assert await store.get_record("web_answer", "t1:u2", "m-1") is None  # another tenant
+    assert await store.get_record("web_answer", "t1:u1", "m-2") is None
+    clock.now += 61
+    assert await store.get_record("web_answer", "t1:u1", "m-1") is None
+    await store.put_record("web_answer", "t1:u1", "m-3", {"content": "x"}, 60)
+    assert await store.delete_record("web_answer", "t1:u1", "m-3") is True
+    assert await store.get_record("web_answer", "t1:u1", "m-3") is None

@@ -463,3 +463,14 @@ def test_bad_url_is_a_store_error_that_does_not_show_the_password() -> None:
     with pytest.raises(SessionStoreError) as caught:
         new_store("redis://user:Hidden-Pa55@127.0.0.1:notaport/0")
     assert "Hidden-Pa55" not in str(caught.value)
+
+
+async def test_a_record_is_read_back_by_id_from_any_process_and_expires(
+    store: RedisSessionStore, other_store: RedisSessionStore, raw: redis.Redis
+) -> None:
+    await store.put_record("web_answer", "t1:u1", "m-1", {"content": "안녕하세요"}, 60)
+    assert await other_store.get_record("web_answer", "t1:u1", "m-1") == {"content": "안녕하세요"}
+    assert await other_store.get_record("web_answer", "t1:u2", "m-1") is None
+    assert 0 < raw.ttl(store.record_key("web_answer", "t1:u1", "m-1")) <= 60
+    assert await store.delete_record("web_answer", "t1:u1", "m-1") is True
+    assert await other_store.get_record("web_answer", "t1:u1", "m-1") is None

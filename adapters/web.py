@@ -1,0 +1,667 @@
+"""The web channel on ``WEB_PORT``: a WebSocket and a REST API for web and mobile clients, and a
+small chat page at ``/``, all answered by the same manager as Telegram and Slack.
+
+* ``GET /v1/chat/ws``: a WebSocket. The key comes as ``Authorization: Bearer <key>`` or as
+  ``?token=<key>``; a wrong one is refused at the handshake (401). The client sends
+  ``{"content": "...", "user_id"?: "...", "message_id"?: "...", "lang"?: "ko"}``, or
+  ``{"model": ..., "session": "<id>", "messages": [{"role", "content"}, ...]}`` (the last
+  user message is the turn; the bot keeps its own history). Each answer streams as
+  ``{"content": "<delta>", "is_end": false}`` frames and ends with one ``"is_end": true``
+  frame carrying the last delta; an error is ``{"error": {"code", "message"}, "is_end":
+  true}``. Messages of one socket are answered one after the other, in order.
+* ``POST /v1/chat``: the same body; the whole answer as JSON, or with ``Accept:
+  text/event-stream`` the same frames as server-sent events.
+* ``GET /``: the chat page (``adapters/web_page/index.html``).
+
+Each key is a tenant: its conversations are its own, and it has a rate limit and a cap on
+answers in progress, shared by every process through the store when sessions are in Redis.
+Without keys the channel only starts on a loopback address. A client that stops reading is
+closed (4008) once ``MAX_UNREAD`` bytes wait for it: the answer goes on and is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from adapters.turns import answer_turn
+from bot.i18n import detect_language, t
+from bot.ratelimit import (
+    ConcurrencyLimiter,
+    MemoryConcurrencyLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisConcurrencyLimiter,
+    RedisRateLimiter,
+)
+from bot.reply import Button, ReplyStream
+from bot.sessions import on_redis
+from bot.sessions.base import SessionStoreError
+from bot.sessions.index import RecordRef
+from bot.sessions.index import tenant_of as index_tenant
+from bot.turn import Turn
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "web"
+WS_PATH = "/v1/chat/ws"
+CHAT_PATH = "/v1/chat"
+MAX_FRAME = 256 * 1024  # bytes of one client frame: a 50,000-character Korean paste fits
+MAX_ID = 128  # characters of a user, session or message id
+MAX_UNREAD = 1 << 20  # bytes of frames a client has not taken before it is closed
+MAX_WAITING = 16  # messages of one socket waiting behind the one being answered
+HEARTBEAT = 20.0  # seconds between pings; a client that does not pong is closed
+CLOSE_TOO_SLOW = 4008  # the client did not read its frames
+CLOSE_TOO_MANY = 4029  # the client sent more than MAX_WAITING messages ahead of the answers
+ANSWER_RECORD = "web_answer"  # the answer to a message_id, for the client's retry
+ANSWER_TTL = 3600  # seconds a message_id's answer is kept
+DEFAULT_USER = "web"
+LOCAL_TENANT = "local"  # every client of a channel without keys (loopback only)
+
+
+class WebConfigError(Exception):
+    """The web channel cannot start as configured (the operator must fix it)."""
+
+
+def tenant_of(key: str) -> str:
+    """A key's tenant id: stable, and not the key (it appears in session keys and logs)."""
+    return "k" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# ---- requests -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ApiError(Exception):
+    """An error frame: ``{"error": {"code", "message"}, "is_end": true}``."""
+
+    code: str
+    message: str
+    status: int = 400
+    retry_after: float | None = None
+
+    def frame(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
+        return {"error": error, "is_end": True}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One client message, from either frame shape."""
+
+    content: str
+    conversation: str  # the session id the client names (its user id by default)
+    user: str
+    message_id: str = ""
+    lang: str = ""
+
+    @property
+    def delivery(self) -> str:
+        """The message id within its user (ids are the client's: two users may share one)."""
+        return f"{len(self.user)}:{self.user}:{self.message_id}" if self.message_id else ""
+
+
+def _id(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) > MAX_ID or not value.isprintable():
+        raise ApiError("bad_request", f'"{name}" must be a string of at most {MAX_ID} characters')
+    return value
+
+
+def parse_request(data: Any) -> ChatRequest:
+    """A client's JSON frame as a request; ``ApiError`` naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ApiError("bad_request", "a message is a JSON object")
+    user = _id(data, "user_id")
+    message_id = _id(data, "message_id")
+    lang = data.get("lang")
+    lang = lang if isinstance(lang, str) and lang in ("ko", "en") else ""
+    if "messages" in data:
+        messages = data["messages"]
+        if not isinstance(messages, list):
+            raise ApiError("bad_request", '"messages" must be a list')
+        said = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if not said:
+            raise ApiError("bad_request", '"messages" has no message with role "user"')
+        content = said[-1].get("content")
+        session = _id(data, "session")
+        conversation = session or user or DEFAULT_USER
+        user = user or conversation
+    else:
+        if "content" not in data:
+            raise ApiError("bad_request", 'a message needs "content" (or "messages")')
+        content = data["content"]
+        user = user or DEFAULT_USER
+        conversation = _id(data, "session") or user
+    if not isinstance(content, str):
+        raise ApiError("bad_request", '"content" must be a string')
+    return ChatRequest(content, conversation, user, message_id, lang)
+
+
+# ---- frames to one client -----------------------------------------------------------------------
+
+
+class Outbox:
+    """Frames for one client, written in order by one writer task.
+
+    ``delta`` never blocks: text the writer has not sent yet is merged into one frame, so a
+    client that reads slowly gets fewer, larger frames. Past ``limit`` bytes unsent the client
+    is given up (``on_overflow``) and later frames are dropped.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        *,
+        on_overflow: Callable[[], None] = lambda: None,
+        limit: int = MAX_UNREAD,
+    ) -> None:
+        self._send = send
+        self._on_overflow = on_overflow
+        self.limit = limit
+        self._pending: deque[dict[str, Any]] = deque()
+        self._bytes = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.broken = False  # the client is gone or too slow: nothing more is sent
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._write())
+
+    def delta(self, text: str) -> None:
+        if not text or self.broken:
+            return
+        last = self._pending[-1] if self._pending else None
+        if last is not None and not last["is_end"] and "error" not in last:
+            last["content"] += text
+        else:
+            self._pending.append({"content": text, "is_end": False})
+        self._grew(len(text.encode()))
+
+    def frame(self, frame: dict[str, Any]) -> None:
+        if self.broken:
+            return
+        self._pending.append(frame)
+        self._grew(len(str(frame.get("content", "")).encode()) + 64)
+
+    def _grew(self, size: int) -> None:
+        self._bytes += size
+        self._idle.clear()
+        self._wake.set()
+        if self._bytes > self.limit:
+            self.broken = True
+            self._pending.clear()
+            self._bytes = 0
+            self._idle.set()
+            self._on_overflow()
+
+    async def drained(self) -> None:
+        """Until every frame so far was written (or the client was given up)."""
+        await self._idle.wait()
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    self._idle.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                frame = self._pending.popleft()
+                self._bytes = max(0, self._bytes - len(str(frame.get("content", "")).encode()))
+                try:
+                    await self._send(json.dumps(frame, ensure_ascii=False))
+                except (ConnectionError, RuntimeError) as exc:  # the client went away
+                    log.debug("web: frame not delivered: %r", exc)
+                    self.broken = True
+                    self._pending.clear()
+        finally:
+            self._idle.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class WebReply(ReplyStream):
+    """One answer as frames: deltas as they come, then one end frame (or an error frame)."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.sent = ""  # the deltas so far
+        self.final: str | None = None  # the answer as it ended (None: it failed)
+        self.error: ApiError | None = None
+        self.buttons: list[dict[str, str]] = []
+        self.replaced = False
+        self.ended = asyncio.Event()
+
+    async def start(self) -> None:
+        return None
+
+    def append(self, text: str) -> None:
+        if self.ended.is_set():
+            return
+        self.sent += text
+        self.outbox.delta(text)
+
+    async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
+        if self.ended.is_set():
+            return
+        frame: dict[str, Any]
+        if text.startswith(self.sent):
+            frame = {"content": text[len(self.sent) :], "is_end": True}
+        else:  # the text changed under the deltas: the end frame carries all of it
+            self.replaced = True
+            frame = {"content": text, "is_end": True, "replace": True}
+        if buttons:
+            self.buttons = [{"label": b.label, "payload": b.payload} for b in buttons]
+            frame["buttons"] = self.buttons
+        self.final = text
+        self.outbox.frame(frame)
+        self.ended.set()
+
+    async def fail(self, notice: str) -> None:
+        if self.ended.is_set():
+            return
+        self.error = ApiError("unavailable", notice, status=503)
+        self.outbox.frame(self.error.frame())
+        self.ended.set()
+
+    async def retract(self, notice: str) -> None:
+        if self.ended.is_set():
+            return
+        self.replaced = True
+        self.final = notice
+        self.outbox.frame({"content": notice, "is_end": True, "replace": True})
+        self.ended.set()
+
+
+# ---- the channel --------------------------------------------------------------------------------
+
+
+class Keys:
+    """The configured keys, looked up by hash (no comparison on the key itself)."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        self._tenants = {hashlib.sha256(k.encode()).digest(): tenant_of(k) for k in keys}
+
+    def __bool__(self) -> bool:
+        return bool(self._tenants)
+
+    def tenant(self, request: web.Request) -> str | None:
+        """The caller's tenant, or None when its key is missing or wrong."""
+        if not self._tenants:
+            return LOCAL_TENANT
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        key = key or request.query.get("token", "")
+        if not key:
+            return None
+        return self._tenants.get(hashlib.sha256(key.encode()).digest())
+
+
+def _unauthorized() -> web.HTTPUnauthorized:
+    body = ApiError("unauthorized", "a valid API key is required", status=401).frame()
+    return web.HTTPUnauthorized(
+        text=json.dumps(body),
+        content_type="application/json",
+        headers={"WWW-Authenticate": 'Bearer realm="bot"'},
+    )
+
+
+class WebChannel:
+    """The aiohttp server of the web channel, and the turns it hands to the manager."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        rate_limiter: RateLimiter | None = None,
+        concurrency: ConcurrencyLimiter | None = None,
+    ) -> None:
+        settings = app.settings
+        self.app = app
+        self.manager = app.manager
+        self.keys = Keys(settings.web_keys)
+        if not self.keys and not settings.web_host_is_loopback:
+            raise WebConfigError(
+                f"WEB_API_KEYS is empty: the web channel only starts without keys on a "
+                f"loopback address, not on WEB_HOST={settings.web_host}"
+            )
+        store = app.store
+        per_minute = settings.web_key_rate_per_minute
+        if rate_limiter is None and per_minute > 0:
+            if on_redis(store):
+                rate_limiter = RedisRateLimiter(
+                    store.client, per_minute, prefix=f"{store.prefix}:webkey"
+                )
+            else:
+                rate_limiter = MemoryRateLimiter(per_minute)
+        self.rate_limiter = rate_limiter
+        if concurrency is None:
+            cap = settings.web_key_max_concurrent
+            if on_redis(store):
+                concurrency = RedisConcurrencyLimiter(store.client, cap, prefix=store.prefix)
+            else:
+                concurrency = MemoryConcurrencyLimiter(cap)
+        self.concurrency = concurrency
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._answers: set[asyncio.Task[None]] = set()
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._stopping = False
+        self._page = resources.files("adapters").joinpath("web_page/index.html").read_bytes()
+
+    # -- lifecycle --
+
+    def build(self) -> web.Application:
+        server = web.Application(client_max_size=MAX_FRAME)
+        server.router.add_get("/", self.page)
+        server.router.add_get(WS_PATH, self.websocket)
+        server.router.add_post(CHAT_PATH, self.chat)
+        return server
+
+    async def start(self) -> None:
+        settings = self.app.settings
+        runner = web.AppRunner(self.build(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.web_host, settings.web_port or 0)
+        await site.start()
+        self._runner, self._site = runner, site
+        self.port = runner.addresses[0][1]
+        log.info("web: serving on %s:%s", settings.web_host, self.port)
+
+    async def run(self) -> None:
+        """Serve until cancelled; then let answers in flight finish within the grace."""
+        try:
+            await self.start()
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._site is not None:
+            with contextlib.suppress(Exception):
+                await self._site.stop()  # no new connections
+        if self._answers:
+            grace = self.app.settings.shutdown_grace_seconds
+            _, late = await asyncio.wait(set(self._answers), timeout=grace)
+            for task in late:
+                task.cancel()  # answer_turn ends the answer with the shutdown notice
+            if late:
+                await asyncio.wait(late, timeout=5.0)
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001, message=b"the bot is restarting")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- the page --
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Cache-Control": "no-cache",
+                "Content-Security-Policy": (
+                    "default-src 'self'; connect-src 'self' ws: wss:; "
+                    "style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+                ),
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    # -- WebSocket --
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        tenant = self.keys.tenant(request)
+        if tenant is None:
+            raise _unauthorized()
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+
+        def too_slow() -> None:
+            log.info("web: closing a client that does not read (tenant=%s)", tenant)
+            asyncio.get_running_loop().create_task(
+                ws.close(code=CLOSE_TOO_SLOW, message=b"too slow: frames were not read")
+            )
+
+        outbox = Outbox(ws.send_str, on_overflow=too_slow)
+        outbox.start()
+        inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        worker = asyncio.create_task(self._serve(tenant, inbox, outbox))
+        try:
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    if inbox.qsize() >= MAX_WAITING:
+                        await ws.close(
+                            code=CLOSE_TOO_MANY, message=b"too many messages waiting for answers"
+                        )
+                        break
+                    inbox.put_nowait(message.data)
+                elif message.type is WSMsgType.BINARY:
+                    inbox.put_nowait("")  # answered in its turn: frames are JSON text
+                elif message.type is WSMsgType.ERROR:
+                    log.info("web: socket error: %r", ws.exception())
+                    break
+        finally:
+            inbox.put_nowait(None)
+            # The answer being written goes on (and is saved); waiting messages are dropped.
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            await outbox.close()
+            self._sockets.discard(ws)
+        return ws
+
+    async def _serve(self, tenant: str, inbox: asyncio.Queue[str | None], outbox: Outbox) -> None:
+        """Answer a socket's messages one after the other."""
+        while (raw := await inbox.get()) is not None:
+            if outbox.broken:
+                continue
+            try:
+                data = json.loads(raw) if raw else None
+                if data is None:
+                    raise ApiError("bad_request", "frames are JSON text")
+                request = parse_request(data)
+            except ValueError:
+                outbox.frame(ApiError("bad_request", "the frame is not valid JSON").frame())
+                continue
+            except ApiError as exc:
+                outbox.frame(exc.frame())
+                continue
+            reply = WebReply(outbox)
+            await self._spawn(self.answer(tenant, request, reply))
+
+    async def _spawn(self, work: Awaitable[None]) -> None:
+        """Run one answer as a task of its own, so that a closed socket does not cut it."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+        await asyncio.shield(task)
+
+    # -- REST --
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        tenant = self.keys.tenant(request)
+        if tenant is None:
+            raise _unauthorized()
+        try:
+            try:
+                data = await request.json()
+            except ValueError:
+                raise ApiError("bad_request", "the body is not valid JSON") from None
+            chat = parse_request(data)
+        except ApiError as exc:
+            return web.json_response(exc.frame(), status=exc.status)
+        if "text/event-stream" in request.headers.get("Accept", ""):
+            return await self._chat_events(request, tenant, chat)
+        frames: list[str] = []
+
+        async def keep(frame: str) -> None:
+            frames.append(frame)
+
+        outbox = Outbox(keep)
+        reply = WebReply(outbox)
+        await self._spawn(self.answer(tenant, chat, reply))
+        if reply.error is not None:
+            return web.json_response(reply.error.frame(), status=reply.error.status)
+        body: dict[str, Any] = {"content": reply.final or "", "is_end": True}
+        body["session"] = chat.conversation
+        if reply.buttons:
+            body["buttons"] = reply.buttons
+        return web.json_response(body, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+    async def _chat_events(
+        self, request: web.Request, tenant: str, chat: ChatRequest
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # a proxy in front must not hold the events back
+            }
+        )
+        await response.prepare(request)
+
+        async def send(frame: str) -> None:
+            await response.write(f"data: {frame}\n\n".encode())
+
+        outbox = Outbox(send)
+        outbox.start()
+        try:
+            await self._spawn(self.answer(tenant, chat, WebReply(outbox)))
+            await outbox.drained()
+        finally:
+            await outbox.close()
+        with contextlib.suppress(ConnectionError):
+            await response.write_eof()
+        return response
+
+    # -- one turn --
+
+    async def answer(self, tenant: str, chat: ChatRequest, reply: WebReply) -> None:
+        """The tenant's limits, then the manager; a retried ``message_id`` gets its answer
+        again rather than a second one."""
+        lang = detect_language(chat.content, chat.lang)
+        if self._stopping:
+            await reply.fail(t("notice_shutdown", lang))
+            return
+        if self.rate_limiter is not None and chat.content.strip()[:1] != "/":
+            allowance = await self.rate_limiter.hit(tenant)
+            if not allowance.allowed:
+                seconds = max(1, round(allowance.retry_after))
+                error = ApiError(
+                    "rate_limited",
+                    t("rate_limited", lang, seconds=seconds),
+                    status=429,
+                    retry_after=seconds,
+                )
+                self._error(reply, error)
+                return
+        lease = secrets.token_hex(8)
+        if not await self.concurrency.acquire(tenant, lease):
+            message = t("web_busy", lang)
+            self._error(reply, ApiError("too_many_answers", message, status=429, retry_after=1))
+            return
+        try:
+            turn = Turn(
+                platform=PLATFORM,
+                team_id=tenant,
+                chat_id=chat.conversation,
+                user_id=chat.user,
+                text=chat.content,
+                message_id=chat.message_id,
+                delivery_id=chat.delivery,
+                is_private=True,
+                language=chat.lang,
+            )
+            label = str(turn.session_key())
+            result = None
+            await answer_turn(
+                self.manager, turn, reply, lang, deduplicated=False, durable=False, label=label
+            )
+            if not reply.ended.is_set():  # the manager said nothing: a duplicate delivery
+                result = await self._replay(turn)
+                if result is None:
+                    error = ApiError(
+                        "duplicate",
+                        "this message_id is being answered or was answered already",
+                        status=409,
+                    )
+                    self._error(reply, error)
+                else:
+                    reply.final = result
+                    reply.outbox.frame({"content": result, "is_end": True, "duplicate": True})
+                    reply.ended.set()
+            elif chat.message_id and reply.final is not None:
+                await self._remember(turn, reply.final)
+        finally:
+            await self.concurrency.release(tenant, lease)
+
+    @staticmethod
+    def _error(reply: WebReply, error: ApiError) -> None:
+        reply.error = error
+        reply.outbox.frame(error.frame())
+        reply.ended.set()
+
+    async def _remember(self, turn: Turn, answer: str) -> None:
+        """Keep the answer to a message_id for the client's retry (indexed under the user, so
+        that /forget deletes it with the rest)."""
+        ref = RecordRef(ANSWER_RECORD, index_tenant(turn), turn.delivery_id)
+        try:
+            await self.manager.commands.index.note_record(turn, ref, ANSWER_TTL)
+            await self.app.store.put_record(
+                ref.kind, ref.tenant, ref.record_id, {"content": answer}, ANSWER_TTL
+            )
+        except SessionStoreError as exc:
+            log.warning("web: answer to a message_id not kept for retries: %s", exc)
+
+    async def _replay(self, turn: Turn) -> str | None:
+        try:
+            found = await self.app.store.get_record(
+                ANSWER_RECORD, index_tenant(turn), turn.delivery_id
+            )
+        except SessionStoreError:
+            return None
+        content = found.get("content") if found else None
+        return content if isinstance(content, str) else None
+
+
+async def run(app: App) -> None:
+    """Entry point used by ``bot.app.run_channels``."""
+    await WebChannel(app).run()
