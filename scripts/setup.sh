@@ -27,6 +27,10 @@ if [ "${1:-}" = "--dev" ]; then
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
   # chromium: the web chat page is tested in a real headless browser.
   command -v chromium >/dev/null || apt_install chromium
+  # Go and gorilla/websocket (Debian's, no module download): a Go WebSocket client written
+  # as the product brief's example talks to the web channel in the tests.
+  { command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/gorilla/websocket ]; } ||
+    apt_install golang-go golang-github-gorilla-websocket-dev
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
