@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "web"
 WS_PATH = "/v1/chat/ws"
 CHAT_PATH = "/v1/chat"
-MAX_FRAME = 256 * 1024  # bytes of one client frame: a 50,000-character Korean paste fits
+MAX_FRAME = 1 << 20  # bytes of one client frame: a 50,000-character paste fits, \\u-escaped too
 MAX_ID = 128  # characters of a user, session or message id
 MAX_UNREAD = 1 << 20  # bytes of frames a client has not taken before it is closed
 MAX_WAITING = 16  # messages of one socket waiting behind the one being answered
@@ -370,6 +370,7 @@ class WebChannel:
             else:
                 concurrency = MemoryConcurrencyLimiter(cap)
         self.concurrency = concurrency
+        self.max_unread = MAX_UNREAD  # bytes a client may leave unread before it is closed
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -457,7 +458,7 @@ class WebChannel:
                 ws.close(code=CLOSE_TOO_SLOW, message=b"too slow: frames were not read")
             )
 
-        outbox = Outbox(ws.send_str, on_overflow=too_slow)
+        outbox = Outbox(ws.send_str, on_overflow=too_slow, limit=self.max_unread)
         outbox.start()
         inbox: asyncio.Queue[str | None] = asyncio.Queue()
         worker = asyncio.create_task(self._serve(tenant, inbox, outbox))

@@ -10,8 +10,11 @@ import pytest
 import redis
 
 from bot.ratelimit import (
+    ConcurrencyLimiter,
+    MemoryConcurrencyLimiter,
     MemoryRateLimiter,
     RateLimiter,
+    RedisConcurrencyLimiter,
     RedisRateLimiter,
     build_rate_limiter,
     rate_key,
@@ -182,5 +185,79 @@ async def test_redis_cluster(redis_cluster_url: str) -> None:
         limiter = RedisRateLimiter(c, limit=2, period=60.0)
         for user in ("telegram::1", "telegram::2", "slack:T9:U3", "x{y}z"):
             assert await hits(limiter, user, 3) == [True, True, False]
+    finally:
+        await c.aclose()
+
+
+# ---- answers in progress at once (the web channel's cap per key) ------------------------------
+
+
+async def takes(limiter: ConcurrencyLimiter, key: str, leases: list[str]) -> list[bool]:
+    return [await limiter.acquire(key, lease) for lease in leases]
+
+
+async def test_memory_concurrency_caps_each_key_and_a_release_frees_a_place() -> None:
+    limiter = MemoryConcurrencyLimiter(2)
+    assert await takes(limiter, "k1", ["a", "b", "c"]) == [True, True, False]
+    assert await takes(limiter, "k2", ["a", "b"]) == [True, True]  # another tenant
+    await limiter.release("k1", "a")
+    assert await takes(limiter, "k1", ["d", "e"]) == [True, False]
+    await limiter.release("k1", "unknown")  # harmless
+    with pytest.raises(ValueError):
+        MemoryConcurrencyLimiter(0)
+
+
+async def test_redis_concurrency_is_shared_between_processes(redis_url: str) -> None:
+    first, second = make_client(redis_url, cluster=False), make_client(redis_url, cluster=False)
+    try:
+        a = RedisConcurrencyLimiter(first, 3)
+        b = RedisConcurrencyLimiter(second, 3)
+        assert [await (a if n % 2 else b).acquire("k", f"l{n}") for n in range(5)] == [
+            True,
+            True,
+            True,
+            False,
+            False,
+        ]
+        await a.release("k", "l0")  # one process releases what the other took
+        assert await takes(b, "k", ["l5", "l6"]) == [True, False]
+        assert await takes(b, "other", ["x"]) == [True]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_redis_concurrency_lease_of_a_dead_process_lapses(
+    client: object, redis_url: str
+) -> None:
+    limiter = RedisConcurrencyLimiter(client, 1, lease_seconds=0.2)  # type: ignore[arg-type]
+    assert await takes(limiter, "k{1}", ["dead", "next"]) == [True, False]
+    with redis.Redis.from_url(redis_url, decode_responses=True) as raw:
+        (key,) = raw.keys("*")
+        assert key == "bot:inflight:{k%7B1%7D}" and 0 < raw.pttl(key) <= 200
+    await asyncio.sleep(0.25)  # "dead" never released its lease
+    assert await takes(limiter, "k{1}", ["next"]) == [True]
+
+
+async def test_redis_concurrency_fails_open_when_redis_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = make_client(f"redis://127.0.0.1:{free_port()}/0", cluster=False, connect_timeout=0.2)
+    limiter = RedisConcurrencyLimiter(dead, 1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.ratelimit"):
+            assert await takes(limiter, "k", ["a", "b"]) == [True, True]
+            await limiter.release("k", "a")
+    finally:
+        await dead.aclose()
+    assert "concurrency limit unavailable" in caplog.text
+
+
+async def test_redis_concurrency_on_a_cluster(redis_cluster_url: str) -> None:
+    c = make_client(redis_cluster_url, cluster=True)
+    try:
+        limiter = RedisConcurrencyLimiter(c, 1)
+        for tenant in ("k1", "k2", "k{3}"):
+            assert await takes(limiter, tenant, ["a", "b"]) == [True, False]
     finally:
         await c.aclose()
