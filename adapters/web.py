@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 
 from adapters.turns import answer_turn
 from bot.i18n import detect_language, t
+from bot.observability import NO_METRICS, FirstVisible, Metrics
 from bot.ratelimit import (
     ConcurrencyLimiter,
     MemoryConcurrencyLimiter,
@@ -251,8 +252,9 @@ class Outbox:
 class WebReply(ReplyStream):
     """One answer as frames: deltas as they come, then one end frame (or an error frame)."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, metrics: Metrics = NO_METRICS) -> None:
         self.outbox = outbox
+        self._visible = FirstVisible(metrics, PLATFORM)
         self.sent = ""  # the deltas so far
         self.final: str | None = None  # the answer as it ended (None: it failed)
         self.error: ApiError | None = None
@@ -261,13 +263,14 @@ class WebReply(ReplyStream):
         self.ended = asyncio.Event()
 
     async def start(self) -> None:
-        return None
+        self._visible.requested()  # the manager asks the model right after start()
 
     def append(self, text: str) -> None:
-        if self.ended.is_set():
+        if self.ended.is_set() or not text:
             return
         self.sent += text
         self.outbox.delta(text)
+        self._visible.shown()
 
     async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
         if self.ended.is_set():
@@ -371,6 +374,8 @@ class WebChannel:
                 concurrency = MemoryConcurrencyLimiter(cap)
         self.concurrency = concurrency
         self.max_unread = MAX_UNREAD  # bytes a client may leave unread before it is closed
+        self.heartbeat = HEARTBEAT
+        self.metrics: Metrics = getattr(app, "metrics", NO_METRICS)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -448,7 +453,7 @@ class WebChannel:
         tenant = self.keys.tenant(request)
         if tenant is None:
             raise _unauthorized()
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME)
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         self._sockets.add(ws)
 
@@ -501,7 +506,7 @@ class WebChannel:
             except ApiError as exc:
                 outbox.frame(exc.frame())
                 continue
-            reply = WebReply(outbox)
+            reply = WebReply(outbox, self.metrics)
             await self._spawn(self.answer(tenant, request, reply))
 
     async def _spawn(self, work: Awaitable[None]) -> None:
@@ -537,7 +542,7 @@ class WebChannel:
             frames.append(frame)
 
         outbox = Outbox(keep)
-        reply = WebReply(outbox)
+        reply = WebReply(outbox, self.metrics)
         await self._spawn(self.answer(tenant, chat, reply))
         if reply.error is not None:
             return web.json_response(reply.error.frame(), status=reply.error.status)
@@ -565,7 +570,7 @@ class WebChannel:
         outbox = Outbox(send)
         outbox.start()
         try:
-            await self._spawn(self.answer(tenant, chat, WebReply(outbox)))
+            await self._spawn(self.answer(tenant, chat, WebReply(outbox, self.metrics)))
             await outbox.drained()
         finally:
             await outbox.close()

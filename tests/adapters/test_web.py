@@ -33,6 +33,7 @@ from adapters.web import (
 )
 from bench.common import free_port
 from bot.i18n import t
+from bot.observability import NO_METRICS, Metrics
 from bot.ratelimit import MemoryConcurrencyLimiter, MemoryRateLimiter
 from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
@@ -64,7 +65,9 @@ class Rig:
 
 
 @asynccontextmanager
-async def running(keys: str = f"{KEY_A},{KEY_B}", **channel: Any) -> AsyncIterator[Rig]:
+async def running(
+    keys: str = f"{KEY_A},{KEY_B}", metrics: Metrics = NO_METRICS, **channel: Any
+) -> AsyncIterator[Rig]:
     async with FakeGlm() as glm, aiohttp.ClientSession() as http:
         store = MemorySessionStore()
         manager = make_manager(glm.base_url, glm.api_key, store)
@@ -74,7 +77,7 @@ async def running(keys: str = f"{KEY_A},{KEY_B}", **channel: Any) -> AsyncIterat
             web_api_keys=keys or None,
             shutdown_grace_seconds=5,
         )
-        app = SimpleNamespace(settings=settings, manager=manager, store=store)
+        app = SimpleNamespace(settings=settings, manager=manager, store=store, metrics=metrics)
         web = WebChannel(app, **channel)  # type: ignore[arg-type]
         await web.start()
         try:
@@ -201,6 +204,31 @@ async def test_an_answer_streams_as_deltas_and_ends_with_one_end_frame() -> None
     assert [f["is_end"] for f in frames].count(True) == 1 and frames[-1]["is_end"]
     assert len([f for f in frames if not f["is_end"] and f["content"]]) >= 2  # it streamed
     assert rig.glm.last_request.last_user_text() == "파이썬이 뭐야?"
+
+
+async def test_the_first_text_is_timed_for_the_metrics() -> None:
+    metrics = Metrics()
+    async with running(metrics=metrics) as rig:
+        async with rig.ws() as ws:
+            await ask(ws, "안녕")
+    exposition = metrics.exposition().decode()
+    assert 'bot_time_to_first_visible_seconds_count{platform="web"} 1.0' in exposition
+
+
+async def test_a_client_that_does_not_answer_pings_is_closed() -> None:
+    async with running() as rig:
+        rig.channel.heartbeat = 0.2
+        async with rig.ws(autoping=False) as ws:  # receives pings, never pongs
+            async with asyncio.timeout(5):
+                while (await ws.receive()).type not in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSED,
+                ):
+                    pass
+        # A client that answers pings (aiohttp does while it reads) outlasts many of them.
+        rig.glm.enqueue(Reply("늦었지만 왔어요", first_delay=1.0))
+        async with rig.ws() as alive:
+            assert text_of(await ask(alive, "아직 있어?")) == "늦었지만 왔어요"
 
 
 async def test_a_missing_or_wrong_key_is_refused_at_the_handshake() -> None:
