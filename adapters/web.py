@@ -70,6 +70,8 @@ CLOSE_TOO_SLOW = 4008  # the client did not read its frames
 CLOSE_TOO_MANY = 4029  # the client sent more than MAX_WAITING messages ahead of the answers
 ANSWER_RECORD = "web_answer"  # the answer to a message_id, for the client's retry
 ANSWER_TTL = 3600  # seconds a message_id's answer is kept
+REPLAY_WAIT = 60.0  # how long a retry waits for an answer another process is writing
+REPLAY_POLL = 0.5
 DEFAULT_USER = "web"
 LOCAL_TENANT = "local"  # every client of a channel without keys (loopback only)
 
@@ -351,11 +353,8 @@ class WebChannel:
         self.app = app
         self.manager = app.manager
         self.keys = Keys(settings.web_keys)
-        if not self.keys and not settings.web_host_is_loopback:
-            raise WebConfigError(
-                f"WEB_API_KEYS is empty: the web channel only starts without keys on a "
-                f"loopback address, not on WEB_HOST={settings.web_host}"
-            )
+        if settings.web_problem:
+            raise WebConfigError(settings.web_problem)
         store = app.store
         per_minute = settings.web_key_rate_per_minute
         if rate_limiter is None and per_minute > 0:
@@ -380,7 +379,8 @@ class WebChannel:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._answers: set[asyncio.Task[None]] = set()
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: dict[web.WebSocketResponse, Outbox] = {}
+        self._writing: dict[str, asyncio.Future[str | None]] = {}  # message_id → its answer
         self._stopping = False
         self._page = resources.files("adapters").joinpath("web_page/index.html").read_bytes()
 
@@ -416,13 +416,20 @@ class WebChannel:
         if self._site is not None:
             with contextlib.suppress(Exception):
                 await self._site.stop()  # no new connections
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.app.settings.shutdown_grace_seconds
         if self._answers:
-            grace = self.app.settings.shutdown_grace_seconds
-            _, late = await asyncio.wait(set(self._answers), timeout=grace)
+            _, late = await asyncio.wait(set(self._answers), timeout=deadline - loop.time())
             for task in late:
                 task.cancel()  # answer_turn ends the answer with the shutdown notice
             if late:
+                log.warning("web: %d answer(s) were cut at shutdown", len(late))
                 await asyncio.wait(late, timeout=5.0)
+        # The last frames reach the clients (within what is left of the grace), then 1001.
+        outboxes = [outbox.drained() for outbox in self._sockets.values()]
+        if outboxes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*outboxes), max(1.0, deadline - loop.time()))
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=1001, message=b"the bot is restarting")
@@ -455,7 +462,6 @@ class WebChannel:
             raise _unauthorized()
         ws = web.WebSocketResponse(heartbeat=self.heartbeat, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
-        self._sockets.add(ws)
 
         def too_slow() -> None:
             log.info("web: closing a client that does not read (tenant=%s)", tenant)
@@ -465,6 +471,7 @@ class WebChannel:
 
         outbox = Outbox(ws.send_str, on_overflow=too_slow, limit=self.max_unread)
         outbox.start()
+        self._sockets[ws] = outbox
         inbox: asyncio.Queue[str | None] = asyncio.Queue()
         worker = asyncio.create_task(self._serve(tenant, inbox, outbox))
         try:
@@ -487,7 +494,7 @@ class WebChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
             await outbox.close()
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
         return ws
 
     async def _serve(self, tenant: str, inbox: asyncio.Queue[str | None], outbox: Outbox) -> None:
@@ -616,28 +623,51 @@ class WebChannel:
                 is_private=True,
                 language=chat.lang,
             )
-            label = str(turn.session_key())
-            result = None
-            await answer_turn(
-                self.manager, turn, reply, lang, deduplicated=False, durable=False, label=label
-            )
-            if not reply.ended.is_set():  # the manager said nothing: a duplicate delivery
-                result = await self._replay(turn)
-                if result is None:
-                    error = ApiError(
-                        "duplicate",
-                        "this message_id is being answered or was answered already",
-                        status=409,
-                    )
-                    self._error(reply, error)
-                else:
-                    reply.final = result
-                    reply.outbox.frame({"content": result, "is_end": True, "duplicate": True})
-                    reply.ended.set()
-            elif chat.message_id and reply.final is not None:
-                await self._remember(turn, reply.final)
+            if turn.delivery_id:
+                await self._answer_once(turn, reply, lang)
+            else:
+                await self._answer(turn, reply, lang)
         finally:
             await self.concurrency.release(tenant, lease)
+
+    async def _answer(self, turn: Turn, reply: WebReply, lang: str) -> None:
+        label = str(turn.session_key())
+        await answer_turn(
+            self.manager, turn, reply, lang, deduplicated=False, durable=False, label=label
+        )
+
+    async def _answer_once(self, turn: Turn, reply: WebReply, lang: str) -> None:
+        """A turn with a ``message_id``: answered once; a retry (a client that lost its
+        socket and sends it again) gets that answer, waiting for it while it is written."""
+        key = turn.delivery_key
+        writing = self._writing.get(key)
+        if writing is not None:  # being answered in this process: wait for that answer
+            self._replayed(reply, await asyncio.shield(writing))
+            return
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._writing[key] = done
+        try:
+            await self._answer(turn, reply, lang)
+            if not reply.ended.is_set():  # the manager said nothing: seen before
+                self._replayed(reply, await self._replay(turn, wait=REPLAY_WAIT))
+            elif reply.final is not None and reply.error is None:
+                await self._remember(turn, reply.final)
+        finally:
+            del self._writing[key]
+            done.set_result(reply.final if reply.error is None else None)
+
+    def _replayed(self, reply: WebReply, answer: str | None) -> None:
+        if answer is None:
+            error = ApiError(
+                "duplicate",
+                "this message_id was taken already and its answer is not available",
+                status=409,
+            )
+            self._error(reply, error)
+            return
+        reply.final = answer
+        reply.outbox.frame({"content": answer, "is_end": True, "duplicate": True})
+        reply.ended.set()
 
     @staticmethod
     def _error(reply: WebReply, error: ApiError) -> None:
@@ -657,15 +687,24 @@ class WebChannel:
         except SessionStoreError as exc:
             log.warning("web: answer to a message_id not kept for retries: %s", exc)
 
-    async def _replay(self, turn: Turn) -> str | None:
-        try:
-            found = await self.app.store.get_record(
-                ANSWER_RECORD, index_tenant(turn), turn.delivery_id
-            )
-        except SessionStoreError:
-            return None
-        content = found.get("content") if found else None
-        return content if isinstance(content, str) else None
+    async def _replay(self, turn: Turn, *, wait: float = 0.0) -> str | None:
+        """The kept answer to the turn's message_id; ``wait``: for that long, it may still be
+        written by another process."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                found = await self.app.store.get_record(
+                    ANSWER_RECORD, index_tenant(turn), turn.delivery_id
+                )
+            except SessionStoreError:
+                found = None
+            content = found.get("content") if found else None
+            if isinstance(content, str):
+                return content
+            if loop.time() >= deadline or self._stopping:
+                return None
+            await asyncio.sleep(REPLAY_POLL)
 
 
 async def run(app: App) -> None:

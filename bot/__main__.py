@@ -75,6 +75,9 @@ async def _run() -> int:
     if settings is None:
         return 2
     channels = configured_channels(settings)
+    if settings.web_problem:  # before anything starts: nothing half-runs, /readyz never says ready
+        print(f"error: {settings.web_problem}", file=sys.stderr)
+        return 2
     if not channels:
         return await _chat()
     setup_logging(settings)

@@ -136,11 +136,8 @@ def describe(settings: Settings, *, probe: bool = True) -> tuple[list[str], bool
             f"web: WebSocket /v1/chat/ws, REST /v1/chat and the chat page on "
             f"{settings.web_host}:{settings.web_port}, {access}"
         )
-        if not keys and not settings.web_host_is_loopback:
-            errors.append(
-                f"WEB_API_KEYS is empty: without keys the web channel only listens on a "
-                f"loopback address, not WEB_HOST={settings.web_host}"
-            )
+        if settings.web_problem:
+            errors.append(settings.web_problem)
     if not channels:
         lines.append("channels: none configured - `run` starts the terminal chat")
     else:

@@ -192,6 +192,16 @@ class Settings(BaseSettings):
             return False
 
     @property
+    def web_problem(self) -> str | None:
+        """Why the web channel must not start as configured (None: it may)."""
+        if self.web_port is None or self.web_keys or self.web_host_is_loopback:
+            return None
+        return (
+            f"WEB_API_KEYS is empty: without keys the web channel only listens on a loopback "
+            f"address, not WEB_HOST={self.web_host}"
+        )
+
+    @property
     def session_ttl_seconds(self) -> int:
         return int(self.session_ttl_days * 86_400)
 

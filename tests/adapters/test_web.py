@@ -39,7 +39,7 @@ from bot.sessions.memory import MemorySessionStore
 from bot.settings import Settings
 from bot.turn import SessionKey
 from tests.bot.helpers import make_manager
-from tests.fakes.glm import FakeGlm, Reply
+from tests.fakes.glm import Error, FakeGlm, Reply
 
 KEY_A, KEY_B = "key-a-0123456789abcdef", "key-b-fedcba9876543210"
 Frame = dict[str, Any]
@@ -351,15 +351,50 @@ async def test_a_retried_message_id_gets_the_same_answer_and_the_model_is_asked_
     assert rig.glm.last_user_messages() == ["서울 날씨 어때?", "서울 날씨 어때?"]
 
 
-async def test_a_retry_while_the_first_is_still_answered_is_told_so() -> None:
+async def test_a_retry_while_the_first_is_still_written_waits_for_that_answer() -> None:
     async with running() as rig:
         rig.glm.enqueue(Reply("느린 답", chunks=["느린 ", "답"], first_delay=0.5))
         async with rig.ws() as first, rig.ws() as second:
             await first.send_json({"content": "질문", "message_id": "m-9"})
             await rig.glm.wait_for(lambda g: len(g.requests) == 1)
-            (busy,) = await ask(second, "질문", message_id="m-9")
-            assert busy["error"]["code"] == "duplicate" and busy["is_end"]
+            (again,) = await ask(second, "질문", message_id="m-9")
+            assert again == {"content": "느린 답", "is_end": True, "duplicate": True}
             assert text_of(await answer(first)) == "느린 답"
+    assert len(rig.glm.requests) == 1
+
+
+async def test_a_retry_that_reaches_another_process_gets_the_answer_once_it_is_kept() -> None:
+    async with running() as rig:
+        app = rig.channel.app
+        settings = app.settings.model_copy(update={"web_port": free_port()})
+        other = WebChannel(SimpleNamespace(**{**vars(app), "settings": settings}))  # type: ignore[arg-type]
+        await other.start()
+        try:
+            rig.glm.enqueue(Reply("느린 답", chunks=["느린 ", "답"], first_delay=0.8))
+            async with rig.ws() as first:
+                await first.send_json({"content": "질문", "message_id": "m-7", "user_id": "u"})
+                await rig.glm.wait_for(lambda g: len(g.requests) == 1)
+                url = f"http://127.0.0.1:{other.port}/v1/chat/ws?token={KEY_A}"
+                async with rig.http.ws_connect(url) as moved:
+                    (again,) = await ask(moved, "질문", message_id="m-7", user_id="u")
+                assert again == {"content": "느린 답", "is_end": True, "duplicate": True}
+                assert text_of(await answer(first)) == "느린 답"
+        finally:
+            await other.stop()
+    assert len(rig.glm.requests) == 1
+
+
+async def test_a_message_id_whose_answer_failed_is_told_so_on_retry() -> None:
+    async with running() as rig:
+        rig.glm.enqueue(*[Error(500, "500", "Internal Error")] * 8)  # the model is down
+        async with rig.ws() as ws:
+            (failed,) = await ask(ws, "질문", message_id="m-5")
+            assert failed["error"]["code"] == "unavailable"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("adapters.web.REPLAY_WAIT", 0.2)
+            async with rig.ws() as ws:
+                (again,) = await ask(ws, "질문", message_id="m-5")
+        assert again["error"]["code"] == "duplicate"
 
 
 async def test_commands_work_and_forget_deletes_the_conversation_and_the_kept_answers() -> None:

@@ -67,7 +67,12 @@ async def run_bot(
             cwd=cwd,
             env=env if env is not None else clean_env(),
         )
-        out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), within)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), within)
+        except TimeoutError:
+            proc.kill()  # a bot that does not finish must not outlive the test
+            await proc.wait()
+            raise
     assert proc.returncode is not None
     return Finished(proc.returncode, out.decode(), err.decode())
 

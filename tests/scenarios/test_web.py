@@ -3,8 +3,7 @@ the fake GLM, talked to by a Go client written as the product brief's example, b
 in a real headless Chromium, over REST (JSON and server-sent events) and over the WebSocket.
 
 Needs ``go`` with Debian's gorilla/websocket and ``chromium`` (``scripts/setup.sh --dev``): the
-tests fail, never skip, without them. The last test is a known bug, marked ``xfail(strict)``:
-once fixed it passes, and the marker must go."""
+tests fail, never skip, without them."""
 
 from __future__ import annotations
 
@@ -561,7 +560,9 @@ async def test_api_keys_never_reach_the_log(glm: FakeGlm) -> None:
             headers={"Authorization": f"Bearer {OTHER_KEY}", "Accept": "text/event-stream"},
         ) as r:
             assert r.status == 200
-            assert b"echo: hello" in await r.read()
+            raw = (await r.read()).decode()
+            events = [json.loads(e[6:]) for e in raw.split("\n") if e.startswith("data: ")]
+            assert "".join(e["content"] for e in events) == "echo: hello"
         with pytest.raises(aiohttp.WSServerHandshakeError):
             await http.ws_connect(f"{bot.ws}?token={WRONG_KEY}")
         async with http.post(f"{bot.http}/v1/chat?token={WRONG_KEY}", json={"content": "hi"}) as r:
@@ -577,13 +578,6 @@ async def test_api_keys_never_reach_the_log(glm: FakeGlm) -> None:
 # ---- known bugs -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a message the page re-sends after its socket dropped mid-answer gets a 409 "
-    "'duplicate' error while the first answer is still being written, so the answer is "
-    "never shown and the half answer stays unfinished (adapters/web.py answer(), "
-    "adapters/web_page/index.html onopen)",
-)
 async def test_chat_page_gets_the_answer_after_its_socket_dropped_mid_answer(
     glm: FakeGlm,
 ) -> None:
