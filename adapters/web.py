@@ -183,6 +183,7 @@ class Outbox:
         self._on_overflow = on_overflow
         self.limit = limit
         self._pending: deque[dict[str, Any]] = deque()
+        self._sizes: deque[int] = deque()  # each pending frame's share of ``_bytes``
         self._bytes = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -198,17 +199,22 @@ class Outbox:
         if not text or self.broken:
             return
         last = self._pending[-1] if self._pending else None
+        size = len(text.encode())
         if last is not None and not last["is_end"] and "error" not in last:
             last["content"] += text
+            self._sizes[-1] += size
         else:
             self._pending.append({"content": text, "is_end": False})
-        self._grew(len(text.encode()))
+            self._sizes.append(size)
+        self._grew(size)
 
     def frame(self, frame: dict[str, Any]) -> None:
         if self.broken:
             return
+        size = len(str(frame.get("content", "")).encode()) + 64
         self._pending.append(frame)
-        self._grew(len(str(frame.get("content", "")).encode()) + 64)
+        self._sizes.append(size)
+        self._grew(size)
 
     def _grew(self, size: int) -> None:
         self._bytes += size
@@ -216,10 +222,14 @@ class Outbox:
         self._wake.set()
         if self._bytes > self.limit:
             self.broken = True
-            self._pending.clear()
-            self._bytes = 0
+            self._drop()
             self._idle.set()
             self._on_overflow()
+
+    def _drop(self) -> None:
+        self._pending.clear()
+        self._sizes.clear()
+        self._bytes = 0
 
     async def drained(self) -> None:
         """Until every frame so far was written (or the client was given up)."""
@@ -234,13 +244,13 @@ class Outbox:
                     await self._wake.wait()
                     continue
                 frame = self._pending.popleft()
-                self._bytes = max(0, self._bytes - len(str(frame.get("content", "")).encode()))
+                self._bytes -= self._sizes.popleft()
                 try:
                     await self._send(json.dumps(frame, ensure_ascii=False))
                 except (ConnectionError, RuntimeError) as exc:  # the client went away
                     log.debug("web: frame not delivered: %r", exc)
                     self.broken = True
-                    self._pending.clear()
+                    self._drop()
         finally:
             self._idle.set()
 
@@ -460,7 +470,9 @@ class WebChannel:
         tenant = self.keys.tenant(request)
         if tenant is None:
             raise _unauthorized()
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat, max_msg_size=MAX_FRAME)
+        # No permessage-deflate: the frames are short deltas, and each compressed socket
+        # keeps zlib state (about 100 KiB a socket, measured with bench/bench_web.py).
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat, max_msg_size=MAX_FRAME, compress=False)
         await ws.prepare(request)
 
         def too_slow() -> None:

@@ -171,6 +171,26 @@ async def test_unsent_deltas_merge_into_one_frame_and_order_is_kept() -> None:
     ]
 
 
+async def test_a_client_that_reads_everything_is_never_counted_as_behind() -> None:
+    sent: list[str] = []
+
+    async def send(frame: str) -> None:
+        sent.append(frame)
+
+    overflowed: list[bool] = []
+    outbox = Outbox(send, on_overflow=lambda: overflowed.append(True), limit=10_000)
+    outbox.start()
+    for n in range(2_000):  # far more end frames than the limit has bytes for, if they leaked
+        outbox.delta("답")
+        outbox.frame({"content": "", "is_end": True})
+        if n % 50 == 0:
+            await outbox.drained()
+    await outbox.drained()
+    await outbox.close()
+    assert overflowed == [] and len(sent) == 4_000
+    assert outbox._bytes == 0
+
+
 async def test_a_client_that_takes_nothing_is_given_up_without_blocking_the_writer_of_deltas() -> (
     None
 ):
