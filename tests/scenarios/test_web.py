@@ -23,7 +23,8 @@ import pytest
 
 from adapters.web import tenant_of
 from bench.common import free_port
-from tests.fakes.glm import Echo, FakeGlm, Reply
+from tests.fakes.glm import Echo, FakeGlm, Reply, Stall
+from tests.fakes.weather import FakeOpenMeteo
 from tests.scenarios.browser import Browser
 from tests.scenarios.process import BotProcess, clean_env, run_bot, start_bot
 
@@ -601,3 +602,50 @@ async def test_chat_page_gets_the_answer_after_its_socket_dropped_mid_answer(
         assert await errors_on_page(browser) == []
         assert all(done == "1" for _, done in await bot_bubbles(browser))
         assert len(glm.requests) == 1  # answered once
+
+
+# ---- 7. the rest of the pipeline, as in the chats -------------------------------------------
+
+
+async def test_forms_the_filter_and_the_fallback_work_over_the_web(glm: FakeGlm) -> None:
+    async with (
+        FakeOpenMeteo() as weather,
+        running(
+            glm,
+            FORMS_ENABLED="true",
+            WEATHER_GEOCODING_URL=weather.geocoding_url,
+            WEATHER_FORECAST_URL=weather.forecast_url,
+            GLM_FIRST_TOKEN_TIMEOUT="1.5",
+        ) as bot,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{bot.ws}?token={KEY}") as ws,
+    ):
+
+        async def ask(text: str) -> list[dict[str, Any]]:
+            await ws.send_json({"content": text, "user_id": "민수"})
+            return await until_end(ws)
+
+        # "서울 날씨 알려줘" then "부산은?": the forecast for Seoul, then for Busan, which the
+        # model is handed to word (the fake echoes; the brief is in the request).
+        await ask("서울 날씨 알려줘")
+        await ask("부산은?")
+        assert [round(lat) for lat, _ in weather.forecast_coordinates()] == [38, 35]
+        brief = json.dumps(glm.last_request.messages[:-1], ensure_ascii=False)
+        assert "부산" in brief and glm.last_request.last_user_text() == "부산은?"
+        glm.requests.clear()
+
+        # The output filter masks a banned word in the streamed frames, not only at the end.
+        glm.enqueue(
+            Reply("그건 정말 시발 같은 일이네요", chunks=["그건 정말 ", "시발 ", "같은 일이네요"])
+        )
+        frames = await ask("오늘 일 들어볼래?")
+        streamed = "".join(f["content"] for f in frames)
+        assert "시발" not in json.dumps(frames, ensure_ascii=False)
+        assert streamed == "그건 정말 ** 같은 일이네요"
+
+        # A model that does not start answering: an error frame within the deadline.
+        glm.enqueue(Stall(before="", seconds=30))
+        started = time.monotonic()
+        (failed,) = await ask("느린 모델에게 물어봐")
+        assert failed["is_end"] and failed["error"]["code"] == "unavailable"
+        assert time.monotonic() - started < 6
