@@ -52,9 +52,11 @@ async def test_telegram_a_user_is_stopped_at_the_budget_and_a_restart_does_not_r
             assert await says(MIN, f"질문 {n}번이에요") == ANSWER
         # The tokens are written just after the answer is shown: until /usage counts them.
         for _ in range(50):
-            if "240" in await says(MIN, "/usage"):
+            if "360" in await says(MIN, "/usage"):
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the three answers' 360 tokens were never counted")
         assert (await says(MIN, "하나 더 물어볼게요")).startswith(notice_start("ko"))
         assert len(glm.requests) == 3  # the fourth turn asked no model
     async with telegram_running(tg, glm, **env):  # a new process on the same Redis
