@@ -102,8 +102,7 @@ class SlackBudget:
         self.line = WaitingLine()  # calls that must wait do so in arrival order, per method
         # Learnt from Slack's answers, per process: a refusal is asked again after a while.
         self._stream_refused: dict[str, float] = {}
-        self._no_status: set[tuple[str, bool]] = set()
-        self._no_prompts: set[tuple[str, bool]] = set()
+        self._unavailable: set[tuple[str, str, bool]] = set()  # (method, team, private)
 
     # -- capabilities learnt from Slack's answers --
 
@@ -113,17 +112,13 @@ class SlackBudget:
     def refuse_streaming(self, team: str) -> None:
         self._stream_refused[team] = self.clock() + self.policy.stream_retry
 
-    def status_allowed(self, team: str, private: bool) -> bool:
-        return (team, private) not in self._no_status
+    def available(self, method: str, team: str, private: bool) -> bool:
+        """Whether ``method`` (an assistant nicety: the status line, suggested prompts) may
+        work in this workspace's private or shared conversations: not refused there yet."""
+        return (method, team, private) not in self._unavailable
 
-    def refuse_status(self, team: str, private: bool) -> None:
-        self._no_status.add((team, private))
-
-    def prompts_allowed(self, team: str, private: bool) -> bool:
-        return (team, private) not in self._no_prompts
-
-    def refuse_prompts(self, team: str, private: bool) -> None:
-        self._no_prompts.add((team, private))
+    def refuse(self, method: str, team: str, private: bool) -> None:
+        self._unavailable.add((method, team, private))
 
     # -- windows --
 

@@ -401,58 +401,53 @@ class SlackReplyStream(ReplyStream):
 
     async def _set_status(self) -> None:
         target = self.target
-        team = target.team_id
-        if not self.budget.status_allowed(team, target.private):
-            return
-        stamp = await self.budget.try_take(team, STATUS, interim=True)
-        if not isinstance(stamp, Stamp):
-            return  # a nicety: never queue for it
-        self._note(STATUS)
-        try:
-            await self.client.assistant_threads_setStatus(
+        await self._nicety(
+            STATUS,
+            "thinking status",
+            lambda: self.client.assistant_threads_setStatus(
                 channel_id=target.channel,
                 thread_ts=target.thread_ts,
                 status=THINKING.get(target.lang, THINKING["en"]),
-            )
-        except SlackApiError as exc:
-            if is_rate_limited(exc):
-                await self.budget.block(team, STATUS, retry_after(exc))
-            else:
-                self.budget.refuse_status(team, target.private)
-                log.info("thinking status unavailable here (%s)", error_code(exc))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.debug("setStatus failed session=%s: %r", self.label, exc)
-        finally:
-            await self.budget.sent(stamp)
+            ),
+        )
 
     async def _suggest_prompts(self) -> None:
-        """The recipient's buttons as the assistant thread's suggested prompts (a nicety: only
-        with room in the window, and not asked again where Slack refused it)."""
+        """The recipient's buttons as the assistant thread's suggested prompts."""
         target = self.target
         mine = [b for b in self._buttons if b.owner in (None, target.recipient_user_id)]
         if not mine or not target.private or not target.thread_ts:
             return
-        if not self.budget.prompts_allowed(target.team_id, target.private):
-            return
-        stamp = await self.budget.try_take(target.team_id, PROMPTS, interim=True)
-        if not isinstance(stamp, Stamp):
-            return
-        self._note(PROMPTS)
-        try:
-            await self.client.assistant_threads_setSuggestedPrompts(
+        await self._nicety(
+            PROMPTS,
+            "suggested prompts",
+            lambda: self.client.assistant_threads_setSuggestedPrompts(
                 channel_id=target.channel,
                 thread_ts=target.thread_ts,
                 title=PROMPTS_TITLE.get(target.lang, PROMPTS_TITLE["en"]),
                 prompts=[{"title": b.label, "message": b.payload} for b in mine[:MAX_PROMPTS]],
-            )
+            ),
+        )
+
+    async def _nicety(self, method: str, what: str, call: Call) -> None:
+        """A call the answer does without: made only with room in the window (never queued
+        for), and not asked again in this kind of conversation once Slack refused it."""
+        team, private = self.target.team_id, self.target.private
+        if not self.budget.available(method, team, private):
+            return
+        stamp = await self.budget.try_take(team, method, interim=True)
+        if not isinstance(stamp, Stamp):
+            return
+        self._note(method)
+        try:
+            await call()
         except SlackApiError as exc:
             if is_rate_limited(exc):
-                await self.budget.block(target.team_id, PROMPTS, retry_after(exc))
+                await self.budget.block(team, method, retry_after(exc))
             else:
-                self.budget.refuse_prompts(target.team_id, target.private)
-                log.info("suggested prompts unavailable here (%s)", error_code(exc))
+                self.budget.refuse(method, team, private)
+                log.info("%s unavailable here (%s)", what, error_code(exc))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.debug("setSuggestedPrompts failed session=%s: %r", self.label, exc)
+            log.debug("%s failed session=%s: %r", method, self.label, exc)
         finally:
             await self.budget.sent(stamp)
 
