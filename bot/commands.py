@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.i18n import t
+from bot.i18n import localized, t
 from bot.sessions.base import SessionStore
 from bot.sessions.index import (
     RecordRef,
@@ -132,9 +132,7 @@ TEXT: dict[str, dict[str, str]] = {
 
 
 def say(key: str, lang: str, **values: object) -> str:
-    table = TEXT[key]
-    text = table.get(lang) or table["en"]
-    return text.format(**values) if values else text
+    return localized(TEXT[key], lang, **values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ answer in the user's language whatever it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 # Latin letters, including accented ones (Latin-1, Extended-A/B, Vietnamese).
@@ -380,9 +381,13 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def t(key: str, lang: str, **values: object) -> str:
-    """The message ``key`` in ``lang`` (English for languages other than Korean and English),
+def localized(table: Mapping[str, str], lang: str, **values: object) -> str:
+    """``table``'s text in ``lang`` (English for languages other than Korean and English),
     formatted with ``values``."""
-    table = MESSAGES[key]
     text = table.get(lang) or table["en"]
     return text.format(**values) if values else text
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    """The message ``key`` in ``lang``, formatted with ``values`` (see ``localized``)."""
+    return localized(MESSAGES[key], lang, **values)

@@ -34,6 +34,7 @@ from typing import Any
 
 from bot.commands import Caller
 from bot.forms.korean import KoreanAnalyzer
+from bot.i18n import localized
 from bot.reply import Button
 from bot.sessions import OutageLog
 from bot.sessions.base import SessionStoreError
@@ -105,9 +106,7 @@ TEXT: dict[str, dict[str, str]] = {
 
 
 def say(key: str, lang: str, **values: object) -> str:
-    table = TEXT[key]
-    text = table.get(lang) or table["en"]
-    return text.format(**values) if values else text
+    return localized(TEXT[key], lang, **values)
 
 
 @dataclass(frozen=True, slots=True)
