@@ -40,14 +40,11 @@ from bot.i18n import detect_language, t
 from bot.observability import NO_METRICS, FirstVisible, Metrics
 from bot.ratelimit import (
     ConcurrencyLimiter,
-    MemoryConcurrencyLimiter,
-    MemoryRateLimiter,
     RateLimiter,
-    RedisConcurrencyLimiter,
-    RedisRateLimiter,
+    shared_concurrency_limiter,
+    shared_rate_limiter,
 )
 from bot.reply import Button, ReplyStream
-from bot.sessions import on_redis
 from bot.sessions.base import SessionStoreError
 from bot.sessions.index import RecordRef
 from bot.sessions.index import tenant_of as index_tenant
@@ -365,23 +362,14 @@ class WebChannel:
         self.keys = Keys(settings.web_keys)
         if settings.web_problem:
             raise WebConfigError(settings.web_problem)
-        store = app.store
-        per_minute = settings.web_key_rate_per_minute
-        if rate_limiter is None and per_minute > 0:
-            if on_redis(store):
-                rate_limiter = RedisRateLimiter(
-                    store.client, per_minute, prefix=f"{store.prefix}:webkey"
-                )
-            else:
-                rate_limiter = MemoryRateLimiter(per_minute)
+        if rate_limiter is None:
+            rate_limiter = shared_rate_limiter(
+                app.store, settings.web_key_rate_per_minute, name="webkey"
+            )
         self.rate_limiter = rate_limiter
-        if concurrency is None:
-            cap = settings.web_key_max_concurrent
-            if on_redis(store):
-                concurrency = RedisConcurrencyLimiter(store.client, cap, prefix=store.prefix)
-            else:
-                concurrency = MemoryConcurrencyLimiter(cap)
-        self.concurrency = concurrency
+        self.concurrency = concurrency or shared_concurrency_limiter(
+            app.store, settings.web_key_max_concurrent
+        )
         self.max_unread = MAX_UNREAD  # bytes a client may leave unread before it is closed
         self.heartbeat = HEARTBEAT
         self.metrics: Metrics = getattr(app, "metrics", NO_METRICS)

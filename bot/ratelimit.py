@@ -168,13 +168,21 @@ class RedisRateLimiter:
 
 
 def build_rate_limiter(settings: Settings, store: SessionStore) -> RateLimiter | None:
-    """``USER_RATE_LIMIT_PER_MINUTE`` per user: on the Redis store's client when sessions are
-    in Redis (shared by every process), else in memory; None when it is 0 (off)."""
-    per_minute = settings.user_rate_limit_per_minute
+    """``USER_RATE_LIMIT_PER_MINUTE`` per user (see ``shared_rate_limiter``)."""
+    return shared_rate_limiter(store, settings.user_rate_limit_per_minute)
+
+
+def shared_rate_limiter(
+    store: SessionStore, per_minute: int, *, name: str = ""
+) -> RateLimiter | None:
+    """``per_minute`` per key: on the Redis store's client when sessions are in Redis (shared
+    by every process; ``name`` keeps its keys apart from other limits'), else in memory;
+    None when it is 0 (off)."""
     if per_minute <= 0:
         return None
     if on_redis(store):
-        return RedisRateLimiter(store.client, per_minute, prefix=store.prefix)
+        prefix = f"{store.prefix}:{name}" if name else store.prefix
+        return RedisRateLimiter(store.client, per_minute, prefix=prefix)
     return MemoryRateLimiter(per_minute)
 
 
@@ -269,3 +277,11 @@ class RedisConcurrencyLimiter:
             await self.client.zrem(self.key(key), lease)
         except redis_errors() as exc:
             self._warn(exc)  # the lease lapses on its own
+
+
+def shared_concurrency_limiter(store: SessionStore, limit: int) -> ConcurrencyLimiter:
+    """At most ``limit`` answers at once per key: on Redis when sessions are there (shared by
+    every process), else in memory."""
+    if on_redis(store):
+        return RedisConcurrencyLimiter(store.client, limit, prefix=store.prefix)
+    return MemoryConcurrencyLimiter(limit)
