@@ -28,7 +28,7 @@ import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -46,8 +46,7 @@ from bot.ratelimit import (
 )
 from bot.reply import Button, ReplyStream
 from bot.sessions.base import SessionStoreError
-from bot.sessions.index import RecordRef
-from bot.sessions.index import tenant_of as index_tenant
+from bot.sessions.index import RecordRef, tenant_of
 from bot.turn import Turn
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ class WebConfigError(Exception):
     """The web channel cannot start as configured (the operator must fix it)."""
 
 
-def tenant_of(key: str) -> str:
+def key_tenant(key: str) -> str:
     """A key's tenant id: stable, and not the key (it appears in session keys and logs)."""
     return "k" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -259,16 +258,18 @@ class Outbox:
 
 
 class WebReply(ReplyStream):
-    """One answer as frames: deltas as they come, then one end frame (or an error frame)."""
+    """One answer as frames: deltas as they come, then one end frame (or an error frame).
 
-    def __init__(self, outbox: Outbox, metrics: Metrics = NO_METRICS) -> None:
+    Without an ``outbox`` (a REST client that wants the whole answer) nothing is framed: the
+    answer is only kept in ``final`` (or ``error``)."""
+
+    def __init__(self, outbox: Outbox | None, metrics: Metrics = NO_METRICS) -> None:
         self.outbox = outbox
         self._visible = FirstVisible(metrics, PLATFORM)
         self.sent = ""  # the deltas so far
         self.final: str | None = None  # the answer as it ended (None: it failed)
         self.error: ApiError | None = None
         self.buttons: list[dict[str, str]] = []
-        self.replaced = False
         self.ended = asyncio.Event()
 
     async def start(self) -> None:
@@ -278,7 +279,8 @@ class WebReply(ReplyStream):
         if self.ended.is_set() or not text:
             return
         self.sent += text
-        self.outbox.delta(text)
+        if self.outbox is not None:
+            self.outbox.delta(text)
         self._visible.shown()
 
     async def finish(self, text: str, buttons: Sequence[Button] | None = None) -> None:
@@ -288,28 +290,36 @@ class WebReply(ReplyStream):
         if text.startswith(self.sent):
             frame = {"content": text[len(self.sent) :], "is_end": True}
         else:  # the text changed under the deltas: the end frame carries all of it
-            self.replaced = True
             frame = {"content": text, "is_end": True, "replace": True}
         if buttons:
             self.buttons = [{"label": b.label, "payload": b.payload} for b in buttons]
             frame["buttons"] = self.buttons
         self.final = text
-        self.outbox.frame(frame)
-        self.ended.set()
+        self._end(frame)
 
     async def fail(self, notice: str) -> None:
-        if self.ended.is_set():
-            return
-        self.error = ApiError("unavailable", notice, status=503)
-        self.outbox.frame(self.error.frame())
-        self.ended.set()
+        if not self.ended.is_set():
+            self.refuse(ApiError("unavailable", notice, status=503))
 
     async def retract(self, notice: str) -> None:
         if self.ended.is_set():
             return
-        self.replaced = True
         self.final = notice
-        self.outbox.frame({"content": notice, "is_end": True, "replace": True})
+        self._end({"content": notice, "is_end": True, "replace": True})
+
+    def refuse(self, error: ApiError) -> None:
+        """End with an error frame instead of an answer."""
+        self.error = error
+        self._end(error.frame())
+
+    def replay(self, answer: str) -> None:
+        """End with the answer given before to the same message_id."""
+        self.final = answer
+        self._end({"content": answer, "is_end": True, "duplicate": True})
+
+    def _end(self, frame: dict[str, Any]) -> None:
+        if self.outbox is not None:
+            self.outbox.frame(frame)
         self.ended.set()
 
 
@@ -320,7 +330,7 @@ class Keys:
     """The configured keys, looked up by hash (no comparison on the key itself)."""
 
     def __init__(self, keys: frozenset[str]) -> None:
-        self._tenants = {hashlib.sha256(k.encode()).digest(): tenant_of(k) for k in keys}
+        self._tenants = {hashlib.sha256(k.encode()).digest(): key_tenant(k) for k in keys}
 
     def __bool__(self) -> bool:
         return bool(self._tenants)
@@ -516,13 +526,9 @@ class WebChannel:
             reply = WebReply(outbox, self.metrics)
             await self._spawn(self.answer(tenant, request, reply))
 
-    async def _spawn(self, work: Awaitable[None]) -> None:
+    async def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run one answer as a task of its own, so that a closed socket does not cut it."""
-
-        async def run() -> None:
-            await work
-
-        task = asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(work)
         self._answers.add(task)
         task.add_done_callback(self._answers.discard)
         await asyncio.shield(task)
@@ -543,13 +549,7 @@ class WebChannel:
             return web.json_response(exc.frame(), status=exc.status)
         if "text/event-stream" in request.headers.get("Accept", ""):
             return await self._chat_events(request, tenant, chat)
-        frames: list[str] = []
-
-        async def keep(frame: str) -> None:
-            frames.append(frame)
-
-        outbox = Outbox(keep)
-        reply = WebReply(outbox, self.metrics)
+        reply = WebReply(None, self.metrics)  # the whole answer, no frames
         await self._spawn(self.answer(tenant, chat, reply))
         if reply.error is not None:
             return web.json_response(reply.error.frame(), status=reply.error.status)
@@ -604,12 +604,12 @@ class WebChannel:
                     status=429,
                     retry_after=seconds,
                 )
-                self._error(reply, error)
+                reply.refuse(error)
                 return
         lease = secrets.token_hex(8)
         if not await self.concurrency.acquire(tenant, lease):
             message = t("web_busy", lang)
-            self._error(reply, ApiError("too_many_answers", message, status=429, retry_after=1))
+            reply.refuse(ApiError("too_many_answers", message, status=429, retry_after=1))
             return
         try:
             turn = Turn(
@@ -656,29 +656,22 @@ class WebChannel:
             del self._writing[key]
             done.set_result(reply.final if reply.error is None else None)
 
-    def _replayed(self, reply: WebReply, answer: str | None) -> None:
+    @staticmethod
+    def _replayed(reply: WebReply, answer: str | None) -> None:
         if answer is None:
             error = ApiError(
                 "duplicate",
                 "this message_id was taken already and its answer is not available",
                 status=409,
             )
-            self._error(reply, error)
-            return
-        reply.final = answer
-        reply.outbox.frame({"content": answer, "is_end": True, "duplicate": True})
-        reply.ended.set()
-
-    @staticmethod
-    def _error(reply: WebReply, error: ApiError) -> None:
-        reply.error = error
-        reply.outbox.frame(error.frame())
-        reply.ended.set()
+            reply.refuse(error)
+        else:
+            reply.replay(answer)
 
     async def _remember(self, turn: Turn, answer: str) -> None:
         """Keep the answer to a message_id for the client's retry (indexed under the user, so
         that /forget deletes it with the rest)."""
-        ref = RecordRef(ANSWER_RECORD, index_tenant(turn), turn.delivery_id)
+        ref = _answer_ref(turn)
         try:
             await self.manager.commands.index.note_record(turn, ref, ANSWER_TTL)
             await self.app.store.put_record(
@@ -690,13 +683,12 @@ class WebChannel:
     async def _replay(self, turn: Turn, *, wait: float = 0.0) -> str | None:
         """The kept answer to the turn's message_id; ``wait``: for that long, it may still be
         written by another process."""
+        ref = _answer_ref(turn)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             try:
-                found = await self.app.store.get_record(
-                    ANSWER_RECORD, index_tenant(turn), turn.delivery_id
-                )
+                found = await self.app.store.get_record(ref.kind, ref.tenant, ref.record_id)
             except SessionStoreError:
                 found = None
             content = found.get("content") if found else None
@@ -705,6 +697,11 @@ class WebChannel:
             if loop.time() >= deadline or self._stopping:
                 return None
             await asyncio.sleep(REPLAY_POLL)
+
+
+def _answer_ref(turn: Turn) -> RecordRef:
+    """Where the answer to a turn's message_id is kept (a record of the user's tenant)."""
+    return RecordRef(ANSWER_RECORD, tenant_of(turn), turn.delivery_id)
 
 
 async def run(app: App) -> None:

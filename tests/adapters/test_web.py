@@ -28,8 +28,8 @@ from adapters.web import (
     Outbox,
     WebChannel,
     WebConfigError,
+    key_tenant,
     parse_request,
-    tenant_of,
 )
 from bench.common import free_port
 from bot.i18n import t
@@ -61,7 +61,7 @@ class Rig:
         return self.http.ws_connect(url, **kw)
 
     def key_of(self, key: str, user: str, conversation: str | None = None) -> SessionKey:
-        return SessionKey("web", tenant_of(key), conversation or user, "", user)
+        return SessionKey("web", key_tenant(key), conversation or user, "", user)
 
 
 @asynccontextmanager
@@ -422,7 +422,7 @@ async def test_commands_work_and_forget_deletes_the_conversation_and_the_kept_an
         key = rig.key_of(KEY_A, "u1")
         async with rig.ws() as ws:
             await ask(ws, "내 번호는 1234야", user_id="u1", message_id="m-1")
-            tenant = f"web:{tenant_of(KEY_A)}"
+            tenant = f"web:{key_tenant(KEY_A)}"
             assert await rig.store.get_record(ANSWER_RECORD, tenant, "2:u1:m-1") is not None
             await ask(ws, "/reset", user_id="u1")
             assert (await rig.store.load(key)).history == []

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.web import tenant_of
+from adapters.web import key_tenant
 from bench.common import free_port
 from tests.fakes.glm import Echo, FakeGlm, Reply, Stall
 from tests.fakes.weather import FakeOpenMeteo
@@ -571,7 +571,7 @@ async def test_api_keys_never_reach_the_log(glm: FakeGlm) -> None:
         proc = bot.proc
     # running() stopped the process and checked that no key is in its output; it did log.
     assert " DEBUG " in proc.stderr
-    assert tenant_of(KEY) in proc.stderr  # tenants are named by a hash of their key
+    assert key_tenant(KEY) in proc.stderr  # tenants are named by a hash of their key
     for secret in SECRETS:
         assert secret not in proc.stdout + proc.stderr
 
