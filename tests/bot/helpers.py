@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.forms.builtin.intake import RecordSubmissionStore
-from bot.glm.breaker import CircuitBreaker
+from bot.glm.breaker import BreakerState, CircuitBreaker
 from bot.glm.client import GlmClient
 from bot.glm.guarded import GuardedGlm
 from bot.manager import ConversationManager, ManagerConfig
@@ -103,3 +103,21 @@ async def book(
     }
     turn = Turn(platform, str(user), str(user), "네", team_id=team)
     await RecordSubmissionStore(store, index=index).add("intake", record, turn, 5 * 86_400)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def state(breaker: CircuitBreaker) -> BreakerState:
+    # Through a function so that mypy does not narrow ``breaker.state`` between asserts.
+    return breaker.state

@@ -6,24 +6,9 @@ import asyncio
 
 import pytest
 
-from bot.glm.breaker import BreakerState, Bulkhead, CircuitBreaker
+from bot.glm.breaker import Bulkhead, CircuitBreaker
 from bot.glm.errors import GlmUnavailable
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def state(breaker: CircuitBreaker) -> BreakerState:
-    # Through a function so that mypy does not narrow ``breaker.state`` between asserts.
-    return breaker.state
+from tests.bot.helpers import FakeClock, state
 
 
 def make(clock: FakeClock, **kwargs: float) -> CircuitBreaker:

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.glm.breaker import BreakerState, CircuitBreaker
+from bot.glm.breaker import CircuitBreaker
 from bot.suggest.catalog import DEFAULT_CATALOG, TOPIC_IDS, Catalog, CatalogItem, ItemLanguage
 from bot.suggest.engine import (
     BuiltinRecommender,
@@ -25,25 +25,10 @@ from bot.suggest.engine import (
     RecommendRequest,
     build_recommender,
 )
+from tests.bot.helpers import FakeClock, state
 from tests.fakes.recommender import FakeRecommender
 
 TODAY = date(2026, 6, 1)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def state(breaker: CircuitBreaker) -> BreakerState:
-    # Through a function so that mypy does not narrow ``breaker.state`` between asserts.
-    return breaker.state
 
 
 def entry(
@@ -209,18 +194,34 @@ def test_limit() -> None:
     assert len(ranking(items, limit=50)) == 6
 
 
+def random_items(
+    rng: random.Random,
+    ids: list[str],
+    *,
+    most_topics: int,
+    published: Callable[[], date | None],
+) -> list[CatalogItem]:
+    """Python items with up to ``most_topics`` other topics, a random language and date."""
+    return [
+        entry(
+            item_id,
+            "python",
+            *rng.sample(TOPIC_IDS[1:], rng.randint(0, most_topics)),
+            language=rng.choice(["ko", "en", "any"]),
+            published=published(),
+        )
+        for item_id in ids
+    ]
+
+
 def test_the_ranking_is_deterministic() -> None:
     rng = random.Random(7)
-    items = [
-        entry(
-            f"item-{n:03}",
-            "python",
-            *rng.sample(TOPIC_IDS[1:], rng.randint(0, 3)),
-            language=rng.choice(["ko", "en", "any"]),
-            published=rng.choice([None, TODAY - timedelta(rng.randint(0, 900)), TODAY]),
-        )
-        for n in range(200)
-    ]
+    items = random_items(
+        rng,
+        [f"item-{n:03}" for n in range(200)],
+        most_topics=3,
+        published=lambda: rng.choice([None, TODAY - timedelta(rng.randint(0, 900)), TODAY]),
+    )
     profile = {"python": 1.0, "performance": 0.7, "rust": 0.4}
     expected = ranking(items, profile, lang="ko")
     assert len(expected) == 10
@@ -245,16 +246,12 @@ async def test_the_sample_catalog_answers_python_performance_in_korean() -> None
 
 def test_ranking_a_thousand_items_is_fast() -> None:
     rng = random.Random(1)
-    items = [
-        entry(
-            f"i{n}",
-            "python",
-            *rng.sample(TOPIC_IDS[1:], rng.randint(0, 4)),
-            language=rng.choice(["ko", "en", "any"]),
-            published=None if rng.random() < 0.2 else TODAY - timedelta(rng.randint(0, 2000)),
-        )
-        for n in range(1000)
-    ]
+    items = random_items(
+        rng,
+        [f"i{n}" for n in range(1000)],
+        most_topics=4,
+        published=lambda: None if rng.random() < 0.2 else TODAY - timedelta(rng.randint(0, 2000)),
+    )
     engine = BuiltinRecommender(Catalog(items), clock=lambda: TODAY)
     profile = {topic: rng.random() for topic in rng.sample(TOPIC_IDS, 10)}
     req = request(profile=profile, seen=frozenset(f"i{n}" for n in range(50)))
