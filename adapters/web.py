@@ -157,6 +157,15 @@ def parse_request(data: Any) -> ChatRequest:
     return ChatRequest(content, conversation, user, message_id, lang)
 
 
+def decode_request(raw: str) -> ChatRequest:
+    """A client's message as sent (JSON text) as a request; ``ApiError`` saying what is wrong."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ApiError("bad_request", "a message is JSON text") from None
+    return parse_request(data)
+
+
 # ---- frames to one client -----------------------------------------------------------------------
 
 
@@ -494,7 +503,7 @@ class WebChannel:
                         break
                     inbox.put_nowait(message.data)
                 elif message.type is WSMsgType.BINARY:
-                    inbox.put_nowait("")  # answered in its turn: frames are JSON text
+                    inbox.put_nowait("")  # refused in its turn: frames are JSON text
                 elif message.type is WSMsgType.ERROR:
                     log.info("web: socket error: %r", ws.exception())
                     break
@@ -513,13 +522,7 @@ class WebChannel:
             if outbox.broken:
                 continue
             try:
-                data = json.loads(raw) if raw else None
-                if data is None:
-                    raise ApiError("bad_request", "frames are JSON text")
-                request = parse_request(data)
-            except ValueError:
-                outbox.frame(ApiError("bad_request", "the frame is not valid JSON").frame())
-                continue
+                request = decode_request(raw)  # a binary frame came as "": not JSON either
             except ApiError as exc:
                 outbox.frame(exc.frame())
                 continue
@@ -540,11 +543,7 @@ class WebChannel:
         if tenant is None:
             raise _unauthorized()
         try:
-            try:
-                data = await request.json()
-            except ValueError:
-                raise ApiError("bad_request", "the body is not valid JSON") from None
-            chat = parse_request(data)
+            chat = decode_request(await request.text())
         except ApiError as exc:
             return web.json_response(exc.frame(), status=exc.status)
         if "text/event-stream" in request.headers.get("Accept", ""):
