@@ -134,16 +134,10 @@ class Settings(BaseSettings):
         "slack_api_url",
         "weather_geocoding_url",
         "weather_forecast_url",
+        "recommender_url",
     )
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
-
-    @field_validator("recommender_url")
-    @classmethod
-    def _optional_http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
